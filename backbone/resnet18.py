@@ -1,0 +1,41 @@
+"""ResNet18 with the CIFAR stem (3×3 conv, stride 1, no max-pool) of He et al. 2016, width nf."""
+import torch.nn.functional as F
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """nf = 64 is the standard network, nf = 20 the "reduced" one of GEM and the DER papers."""
+
+    def __init__(self, n_classes, nf=64, in_channels=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU())
+        layers, in_planes = [], nf
+        for i, stride in enumerate((1, 2, 2, 2)):
+            planes = nf * 2 ** i
+            layers += [BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)]
+            in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.classifier = nn.Linear(in_planes, n_classes)
+
+    def features(self, x):
+        return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
+
+    def forward(self, x, returnt="logits"):
+        features = self.features(x)
+        return features if returnt == "features" else self.classifier(features)

@@ -1,0 +1,82 @@
+"""ContinualDataset: whole splits as uint8 tensors on the device, split into class-incremental tasks."""
+import warnings
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class DataError(Exception):
+    """Data that cannot be found, downloaded or read; the message is the one line users see."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads, but not as published (e.g. a subset whose checksums differ)."""
+
+
+class Splits(NamedTuple):
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+class ContinualDataset:
+    """Subclasses set the class attributes and implement load_splits() and get_backbone().
+
+    Task t holds classes [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK).
+    N_EPOCHS, BATCH_SIZE and LR are the published defaults used when the flags are not given.
+    """
+    N_TASKS: int
+    N_CLASSES_PER_TASK: int
+    N_EPOCHS: int
+    BATCH_SIZE: int
+    LR: float
+    MEAN = (0.0,)
+    STD = (1.0,)
+
+    def __init__(self, args):
+        self.args = args
+        self.splits = None
+
+    @staticmethod
+    def add_args(parser):
+        """Flags of this dataset (none by default)."""
+
+    @property
+    def n_classes(self):
+        return self.N_TASKS * self.N_CLASSES_PER_TASK
+
+    def load_splits(self):
+        """Return Splits of uint8 [N, C, H, W] images and int64 labels, on the CPU."""
+        raise NotImplementedError
+
+    def get_backbone(self):
+        raise NotImplementedError
+
+    def train_augmentation(self):
+        """Kornia pipeline applied on the device to float images in [0, 1]."""
+        return nn.Identity()
+
+    def prepare(self, device):
+        """Load the splits onto `device` and build the augmentation there."""
+        self.splits = Splits(*(t.to(device) for t in self.load_splits()))
+        self.augmentation = self.train_augmentation().to(device)
+        self.mean = torch.tensor(self.MEAN, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.STD, device=device).view(1, -1, 1, 1)
+
+    def task_indices(self, task, train=True):
+        labels = self.splits.train_labels if train else self.splits.test_labels
+        return torch.nonzero(labels // self.N_CLASSES_PER_TASK == task).flatten()
+
+    def normalize(self, images):
+        """uint8 images -> normalized float (evaluation transform)."""
+        return (images.float() / 255 - self.mean) / self.std
+
+    def augment(self, images):
+        """uint8 images -> augmented, normalized float (training transform, one batched call)."""
+        return (self.augmentation(images.float() / 255) - self.mean) / self.std
+
+
+def warn_data(message):
+    warnings.warn(message, DataWarning, stacklevel=2)

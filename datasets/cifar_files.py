@@ -1,0 +1,65 @@
+"""The official CIFAR python release: download, checksum check and safe parsing (CIFAR-10 and -100)."""
+import os
+import pickle
+from urllib.error import URLError
+
+import numpy as np
+import torch
+from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+
+from datasets.base import DataError, warn_data
+from utils.safe_pickle import load_pickle
+
+
+def remove_created_dirs(path, existed_before):
+    """Remove the empty folders a failed download created, up to the first that existed before."""
+    while path and path not in existed_before and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+        path = os.path.dirname(path)
+
+
+def ensure_release(root, release):
+    """Make sure `root` holds `release` (a torchvision CIFAR class); warn if checksums differ."""
+    folder = os.path.join(root, release.base_folder)
+    if not os.path.isdir(folder):
+        root = os.path.abspath(root)
+        existed = {p for p in (root, os.path.dirname(root)) if os.path.isdir(p)}
+        try:
+            download_and_extract_archive(release.url, root, filename=release.filename, md5=release.tgz_md5)
+        except (URLError, OSError, RuntimeError) as error:
+            remove_created_dirs(root, existed)
+            raise DataError(f"no {release.filename} data in {folder} and the download from {release.url} "
+                            f"failed ({error}); extract the official archive into {root}") from None
+    files = release.train_list + release.test_list
+    missing = [name for name, _ in files if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise DataError(f"{folder} lacks {', '.join(missing)} of the official layout")
+    differing = [name for name, md5 in files if not check_integrity(os.path.join(folder, name), md5)]
+    if differing:
+        warn_data(f"{folder}: {len(differing)} of {len(files)} files differ from the official checksums "
+                  f"(a subset such as cifar10-mini?); loading them anyway")
+    return folder
+
+
+def read_batches(folder, names, label_key):
+    """uint8 images [N, 3, 32, 32] and int64 labels from pickled CIFAR batch files."""
+    images, labels = [], []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            entry = load_pickle(path)
+            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(entry[label_key], dtype=np.int64))
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as error:
+            raise DataError(f"{path}: not a readable CIFAR batch file ({type(error).__name__}: {error})") from None
+        if len(images[-1]) != len(labels[-1]):
+            raise DataError(f"{path}: {len(images[-1])} images but {len(labels[-1])} labels")
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def load_release(root, release, label_key):
+    """Splits (train images, train labels, test images, test labels) of a CIFAR release."""
+    folder = ensure_release(root, release)
+    train = read_batches(folder, [name for name, _ in release.train_list], label_key)
+    test = read_batches(folder, [name for name, _ in release.test_list], label_key)
+    return (*train, *test)

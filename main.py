@@ -1,0 +1,94 @@
+"""Front door: python main.py --model der --mask general --buffer_size 20 [--help]."""
+import os
+import sys
+import time
+import warnings
+
+from utils.args import ArgumentParser, add_experiment_args
+
+PROG = "main.py"
+
+
+def build_parser(argv):
+    """The full parser: shared flags plus those of the model, dataset and mask named in argv."""
+    from datasets import DATASETS
+    from models import MODELS
+    from utils.masking import MASKS
+
+    registries = ((MODELS, "--model", None), (DATASETS, "--dataset", "seq-digits"), (MASKS, "--mask", None))
+    preparser = ArgumentParser(add_help=False)
+    for _, flag, default in registries:
+        preparser.add_argument(flag, default=default)
+    named, _ = preparser.parse_known_args(argv)
+    parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
+                            epilog="Add --model NAME --help to see that model's flags (likewise --dataset, --mask).")
+    add_experiment_args(parser, MODELS.names(), DATASETS.names(), MASKS.names())
+    classes = []
+    for registry, flag, _ in registries:
+        name = getattr(named, flag[2:])
+        cls = registry.get(name) if name in registry.names() else None
+        if cls is not None:
+            cls.add_args(parser.add_argument_group(f"{registry.kind} {name}"))
+        classes.append(cls)
+    return parser, classes
+
+
+def resolve_defaults(parser, args, model_cls, dataset_cls):
+    """Fill unset flags from the model and dataset; refuse combinations that cannot run."""
+    import torch
+
+    if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
+        parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
+                     f"model {args.model} replays, give a positive integer")
+    path = args.data_path
+    if os.path.exists(path) and not (os.path.isdir(path) and os.access(path, os.R_OK | os.W_OK | os.X_OK)):
+        parser.error(f"argument --data_path: {path!r} is not allowed: must be a readable, writable folder "
+                     f"(or a path where one can be made)")
+    args.mask = args.mask or model_cls.DEFAULT_MASK
+    args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
+    args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
+    args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
+    args.lr = args.lr or dataset_cls.LR
+    args.minibatch_size = args.minibatch_size or args.batch_size
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
+
+
+def one_line_warnings(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser, (model_cls, dataset_cls, _) = build_parser(argv)
+    args = parser.parse_args(argv)
+    resolve_defaults(parser, args, model_cls, dataset_cls)
+    warnings.formatwarning = one_line_warnings
+
+    from datasets.base import DataError
+    from utils.results import append_record, build_record, format_table
+    from utils.training import set_seed, train
+
+    start = time.perf_counter()
+    set_seed(args.seed)
+    dataset = dataset_cls(args)
+    try:
+        dataset.prepare(args.device)
+    except DataError as error:
+        print(f"{PROG}: error: --dataset {args.dataset}: {error}", file=sys.stderr)
+        return 2
+    model = model_cls(dataset.get_backbone(), args, dataset, args.device)
+    outcome = train(model, dataset, args)
+    record = build_record(args, outcome["class_il"], outcome["task_il"],
+                          time.perf_counter() - start, outcome["train_time_s"])
+    append_record(args.results_path, record)
+    print(f"\n{args.model} | {args.dataset} | mask {args.mask} (m={args.mask_value}, scope {args.mask_scope}) | "
+          f"buffer {args.buffer_size} | seed {args.seed} | train {outcome['train_time_s']:.1f} s")
+    print(format_table(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Model registry: every module in this folder is imported on first use."""
+from utils.registry import Registry
+
+MODELS = Registry("model", "models")
+register_model = MODELS.register
+
+
+def get_model_names():
+    return MODELS.names()
+
+
+def get_model_class(name):
+    return MODELS.get(name)

@@ -1,0 +1,93 @@
+"""ContinualModel: the network, its optimizer, the softmax mask and the replay buffer."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.buffer import Buffer
+from utils.masking import ace_keep, build_mask, masked_cross_entropy, task_keep
+
+
+class ContinualModel(nn.Module):
+    """Subclasses implement observe(images, labels) -> detached loss; images are uint8 stream
+    images, augmented here together with any replay batch (one kornia call).
+
+    NEEDS_BUFFER: --buffer_size must be > 0. TRAINS_ON_SEEN_TASKS: each task trains on the data
+    of every task seen so far (joint). DEFAULT_MASK / DEFAULT_SCOPE reproduce the original paper.
+    """
+    NEEDS_BUFFER = False
+    TRAINS_ON_SEEN_TASKS = False
+    DEFAULT_MASK = "none"
+    DEFAULT_SCOPE = "task"
+
+    def __init__(self, backbone, args, dataset, device):
+        super().__init__()
+        self.net = backbone.to(device)
+        self.args = args
+        self.device = torch.device(device)
+        self.augment = dataset.augment
+        self.n_classes = dataset.n_classes
+        self.classes_per_task = dataset.N_CLASSES_PER_TASK
+        self.mask = build_mask(args.mask, args.mask_value)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
+        self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
+        self.task = 0
+        self.seen_classes = torch.zeros(self.n_classes, dtype=torch.bool, device=device)
+
+    @staticmethod
+    def add_args(parser):
+        """Flags of this model (none by default)."""
+
+    def forward(self, x):
+        return self.net(x)
+
+    def begin_task(self, task, train_labels):
+        """Start `task`; train_labels are the labels it trains on (class counts for `balanced`)."""
+        self.task = task
+        counts = torch.bincount(train_labels, minlength=self.n_classes)
+        if self.buffer is not None and not self.buffer.is_empty():
+            counts = counts + self.buffer.class_counts(self.n_classes)
+        self.mask.update_class_counts(counts)
+
+    def end_task(self, task):
+        """Called after the last epoch of `task`."""
+
+    def observe(self, images, labels):
+        raise NotImplementedError
+
+    def stream_keep(self, labels):
+        """keep [B, C] of stream rows under --mask_scope."""
+        if self.args.mask_scope == "task":
+            return task_keep(labels, self.classes_per_task, self.n_classes)
+        self.seen_classes[labels] = True
+        if self.task == 0 and not getattr(self.args, "task_free", False):
+            return torch.ones(len(labels), self.n_classes, dtype=torch.bool, device=labels.device)
+        return ace_keep(labels, self.seen_classes, self.n_classes)
+
+    def stream_loss(self, logits, labels):
+        """CE through the mask: the mask's place in every model."""
+        return masked_cross_entropy(logits, labels, self.stream_keep(labels), self.mask)
+
+    def buffer_loss(self, logits, labels):
+        """Buffer CE: plain, or masked with task scope under --mask_buffer."""
+        if self.args.mask_buffer:
+            keep = task_keep(labels, self.classes_per_task, self.n_classes)
+            return masked_cross_entropy(logits, labels, keep, self.mask)
+        return F.cross_entropy(logits.float(), labels)
+
+    def augment_together(self, *batches):
+        """Augment several uint8 batches in one call and split them back."""
+        return self.augment(torch.cat(batches)).split([len(b) for b in batches])
+
+    def draw(self):
+        """A buffer draw of --minibatch_size samples, or None while the buffer is empty."""
+        return None if self.buffer.is_empty() else self.buffer.sample(self.args.minibatch_size)
+
+    def remember(self, images, labels, logits=None):
+        """Reservoir-insert the non-augmented stream batch."""
+        self.buffer.add(images, labels, torch.full_like(labels, self.task), logits)
+
+    def step(self, loss):
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()

@@ -1,0 +1,31 @@
+import torch.nn.functional as F
+
+from models import register_model
+from models.base import ContinualModel
+from utils.args import non_negative_float
+
+
+@register_model("derpp")
+class Derpp(ContinualModel):
+    """DER++ (Buzzega et al. 2020): DER + β·CE(f(x_b''), y_b'') on a second, independent draw."""
+    NEEDS_BUFFER = True
+
+    @staticmethod
+    def add_args(parser):
+        parser.add_argument("--alpha", type=non_negative_float, default=0.1,
+                            help="weight α of the logit MSE (default: 0.1, the DER paper's seq-cifar10 value)")
+        parser.add_argument("--beta", type=non_negative_float, default=0.5,
+                            help="weight β of the buffer CE (default: 0.5, the DER paper's seq-cifar10 value)")
+
+    def observe(self, images, labels):
+        draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
+        stream_x, *replay_x = self.augment_together(images, *(draw.images for draw in draws))
+        stream_logits = self.net(stream_x)
+        loss = self.stream_loss(stream_logits, labels)
+        if draws:
+            first, second = draws
+            loss = (loss + self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), first.logits)
+                    + self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels))
+        loss = self.step(loss)
+        self.remember(images, labels, stream_logits.detach())
+        return loss

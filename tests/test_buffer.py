@@ -1,0 +1,55 @@
+"""Reservoir sampling statistics and the buffer's storage."""
+import numpy as np
+import torch
+
+from utils.buffer import Buffer, BufferSample, reservoir_slots
+
+
+def fill(capacity, stream, batch):
+    buffer = Buffer(capacity, "cpu")
+    items = torch.arange(stream)
+    for chunk in items.split(batch):
+        buffer.add(chunk[:, None, None, None].to(torch.uint8), chunk, torch.zeros_like(chunk))
+    return buffer
+
+
+def test_reservoir_keeps_every_item_with_probability_m_over_n():
+    torch.manual_seed(0)
+    capacity, stream, trials = 10, 100, 2000
+    kept = np.zeros(stream)
+    for _ in range(trials):
+        buffer = fill(capacity, stream, batch=7)
+        assert buffer.size == capacity and len(set(buffer.labels.tolist())) == capacity
+        kept[buffer.labels.numpy()] += 1
+    p = capacity / stream
+    freq = kept / trials
+    sigma = np.sqrt(p * (1 - p) / trials)
+    assert np.all(np.abs(freq - p) < 4.5 * sigma)
+    # Group means detect small biases (e.g. r drawn in [0, k) instead of [0, k], which keeps the
+    # first items with probability 9/99 instead of 10/100).
+    for group in (freq[:capacity], freq[capacity:50], freq[50:]):
+        assert abs(group.mean() - p) < 4 * sigma / np.sqrt(len(group))
+    chi2 = np.sum((kept - trials * p) ** 2 / (trials * p * (1 - p)))
+    assert chi2 < stream + 4 * np.sqrt(2 * stream)
+
+
+def test_batch_larger_than_capacity_keeps_the_last_writer():
+    torch.manual_seed(1)
+    slots = reservoir_slots(0, 50, 5, "cpu")
+    chosen = slots[slots >= 0]
+    assert chosen[:5].tolist() == [0, 1, 2, 3, 4] or len(set(chosen.tolist())) == len(chosen)
+    assert len(set(chosen.tolist())) == len(chosen)
+
+
+def test_storage_dtypes_and_named_samples():
+    buffer = Buffer(8, "cpu")
+    images = torch.randint(0, 255, (5, 3, 4, 4), dtype=torch.uint8)
+    buffer.add(images, torch.arange(5), torch.full((5,), 2), logits=torch.randn(5, 10, dtype=torch.bfloat16))
+    assert buffer.images.dtype == torch.uint8 and buffer.logits.dtype == torch.float32
+    sample = buffer.sample(3)
+    assert isinstance(sample, BufferSample)
+    assert sample.images.shape == (3, 3, 4, 4) and len(set(sample.indices.tolist())) == 3
+    assert torch.equal(sample.images, images[sample.labels])
+    assert torch.all(sample.task_ids == 2)
+    assert len(buffer.sample(100).labels) == 5
+    assert buffer.nbytes() == 8 * (48 + 8 + 8 + 40)

@@ -1,0 +1,62 @@
+"""Shared flags, value validators and the one-line-error argument parser."""
+import argparse
+import math
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with errors as one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind, allowed, accept):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be {allowed}")
+        return value
+    parse.__name__ = allowed
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda v: v > 0)
+non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
+non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+mask_value = _number(float, "a finite number or -inf", lambda v: math.isfinite(v) or v == -math.inf)
+
+
+def device_name(text):
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be auto, cpu, cuda or cuda:N")
+
+
+def add_experiment_args(parser, models, datasets, masks):
+    """Flags every run has; `models`, `datasets`, `masks` are the registered names."""
+    run = parser.add_argument_group("experiment")
+    run.add_argument("--model", required=True, choices=models, help="continual model")
+    run.add_argument("--dataset", default="seq-digits", choices=datasets, help="benchmark (default: seq-digits)")
+    run.add_argument("--buffer_size", type=non_negative_int, default=0,
+                     help="replay buffer capacity; required (> 0) for replay models")
+    run.add_argument("--minibatch_size", type=positive_int, help="buffer samples per draw (default: --batch_size)")
+    run.add_argument("--n_epochs", type=positive_int, help="epochs per task (default: the dataset's published value)")
+    run.add_argument("--batch_size", type=positive_int, help="stream batch size (default: the dataset's)")
+    run.add_argument("--lr", type=positive_float, help="SGD learning rate (default: the dataset's)")
+    run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    run.add_argument("--device", type=device_name, default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
+    run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
+    run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
+    run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    mask = parser.add_argument_group("softmax mask")
+    mask.add_argument("--mask", choices=masks, help="masking variant (default: the model's own)")
+    mask.add_argument("--mask_value", type=mask_value, default=0.0,
+                      help="m of `general` and `stopgrad`: a finite number or -inf (default: 0.0)")
+    mask.add_argument("--mask_scope", choices=("task", "ace"),
+                      help="classes a stream row keeps: task (its own task's) or ace (batch + unseen); "
+                           "default: the model's own")
+    mask.add_argument("--mask_buffer", action="store_true", help="also mask the buffer cross-entropy terms (task scope)")

@@ -1,0 +1,84 @@
+"""Reservoir buffer (Vitter's Algorithm R) whose tensors live on the training device."""
+from typing import NamedTuple
+
+import torch
+
+
+class BufferSample(NamedTuple):
+    images: torch.Tensor
+    labels: torch.Tensor
+    logits: torch.Tensor
+    task_ids: torch.Tensor
+    indices: torch.Tensor
+
+
+def reservoir_slots(n_seen, batch_size, capacity, device):
+    """Algorithm R for a batch: slot of each incoming item, or −1 where it is discarded.
+
+    Item k (0-based over the stream) goes to slot k while the buffer fills, else to a uniform
+    r in [0, k] if r < capacity. Within a batch a later item overwrites an earlier one, exactly
+    as one-by-one insertion would.
+    """
+    positions = n_seen + torch.arange(batch_size, device=device)
+    draws = (torch.rand(batch_size, device=device) * (positions + 1)).long()
+    slots = torch.where(positions < capacity, positions, draws)
+    slots = torch.where(slots < capacity, slots, -1)
+    later = slots[:, None] == slots[None, :]
+    overwritten = torch.triu(later, diagonal=1).any(dim=1)
+    return torch.where(overwritten, -1, slots)
+
+
+class Buffer:
+    """Fixed-capacity memory of (image, label, raw logits, task id), filled by reservoir sampling."""
+
+    def __init__(self, capacity, device):
+        self.capacity = capacity
+        self.device = torch.device(device)
+        self.n_seen = 0
+        self.size = 0
+        self.images = self.labels = self.logits = self.task_ids = None
+
+    def _allocate(self, images, logits):
+        self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype, device=self.device)
+        self.labels = torch.empty(self.capacity, dtype=torch.long, device=self.device)
+        self.task_ids = torch.empty(self.capacity, dtype=torch.long, device=self.device)
+        if logits is not None:
+            self.logits = torch.empty((self.capacity, logits.shape[1]), dtype=torch.float32, device=self.device)
+
+    def add(self, images, labels, task_ids, logits=None):
+        """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32."""
+        if self.images is None:
+            self._allocate(images, logits)
+        slots = reservoir_slots(self.n_seen, images.shape[0], self.capacity, self.device)
+        self.n_seen += images.shape[0]
+        self.size = min(self.n_seen, self.capacity)
+        chosen = slots >= 0
+        self.write(slots[chosen], images[chosen], labels[chosen], task_ids[chosen],
+                   None if logits is None else logits[chosen])
+
+    def write(self, slots, images, labels, task_ids, logits=None):
+        """Overwrite the given slots (used by reservoir insertion and by models that refill)."""
+        self.images[slots] = images.to(self.device)
+        self.labels[slots] = labels.to(self.device)
+        self.task_ids[slots] = task_ids.to(self.device)
+        if logits is not None:
+            self.logits[slots] = logits.detach().float().to(self.device)
+
+    def is_empty(self):
+        return self.size == 0
+
+    def sample(self, n):
+        """min(n, size) distinct entries drawn uniformly without replacement."""
+        indices = torch.randperm(self.size, device=self.device)[:n]
+        return self.at(indices)
+
+    def at(self, indices):
+        logits = None if self.logits is None else self.logits[indices]
+        return BufferSample(self.images[indices], self.labels[indices], logits, self.task_ids[indices], indices)
+
+    def class_counts(self, n_classes):
+        return torch.bincount(self.labels[:self.size], minlength=n_classes)
+
+    def nbytes(self):
+        return sum(t.element_size() * t.nelement() for t in
+                   (self.images, self.labels, self.logits, self.task_ids) if t is not None)

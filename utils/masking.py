@@ -1,0 +1,64 @@
+"""Softmax masks (Kim et al., arXiv 2309.14808) and the masked cross-entropy.
+
+A mask rewrites the logits z [B, C] of a cross-entropy given keep [B, C] (True = the row's
+softmax keeps that class). Each mask is one file in utils/masks/, registered by name.
+"""
+import torch
+import torch.nn.functional as F
+
+from utils.registry import Registry
+
+MASKS = Registry("mask", "utils.masks")
+register_mask = MASKS.register
+
+
+def get_mask_names():
+    return MASKS.names()
+
+
+class Mask:
+    """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place)."""
+
+    def __init__(self, value=0.0):
+        self.value = float(value)
+
+    @staticmethod
+    def add_args(parser):
+        """Flags of this mask (none by default)."""
+
+    def update_class_counts(self, counts):
+        """Called at each task start with n_j, the class counts of the training distribution."""
+
+    def __call__(self, logits, keep):
+        raise NotImplementedError
+
+
+def build_mask(name, value=0.0, **options):
+    """The mask registered as `name`, a callable mask(logits, keep) -> logits."""
+    return MASKS.get(name)(value=value, **options)
+
+
+def masked_cross_entropy(logits, labels, keep, mask):
+    """mean_i −log softmax(mask(z, keep))_i[y_i], computed in fp32 at least (fp64 stays fp64).
+
+    The label's own class is always kept: a masked target would make the loss infinite.
+    """
+    keep = keep.bool() | F.one_hot(labels, logits.shape[1]).bool()
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(mask(logits, keep), labels)
+
+
+def task_keep(labels, classes_per_task, n_classes):
+    """Scope `task`: keep[i, c] iff class c belongs to the task of labels[i]."""
+    task_of_class = torch.arange(n_classes, device=labels.device) // classes_per_task
+    return task_of_class[None, :] == (labels // classes_per_task)[:, None]
+
+
+def ace_keep(labels, seen, n_classes):
+    """Scope `ace` (Caccia et al. 2022): classes present in the batch plus classes never seen.
+
+    `seen` is a bool [C] of the classes seen so far, this batch included.
+    """
+    present = torch.zeros(n_classes, dtype=torch.bool, device=labels.device)
+    present[labels] = True
+    return (present | ~seen).expand(labels.shape[0], n_classes)

@@ -1,0 +1,1 @@
+"""One file per softmax mask; each registers itself with utils.masking.register_mask."""

@@ -1,0 +1,9 @@
+from utils.masking import Mask, register_mask
+
+
+@register_mask("ninf")
+class NegativeInfinityMask(Mask):
+    """ẑ_j = −∞ for masked j: softmax over the kept classes only, zero gradient to the rest."""
+
+    def __call__(self, logits, keep):
+        return logits.masked_fill(~keep, float("-inf"))

@@ -1,0 +1,52 @@
+"""Continual-learning metrics of an accuracy matrix R (percent), R[i][j] = accuracy on task j
+after training task i (a full T×T matrix, future tasks included). Empty means give None."""
+import numpy as np
+
+
+def _mean(values):
+    values = list(values)
+    return float(np.mean(values)) if values else None
+
+
+def final_average(R):
+    """mean_j R[T−1][j]."""
+    R = np.asarray(R, dtype=float)
+    return float(R[-1].mean())
+
+
+def forgetting(R):
+    """mean_{j<T−1} (max_{i<T−1} R[i][j] − R[T−1][j]) (Chaudhry et al. 2018)."""
+    R = np.asarray(R, dtype=float)
+    T = len(R)
+    return _mean(R[:T - 1, j].max() - R[T - 1, j] for j in range(T - 1))
+
+
+def backward_transfer(R):
+    """BWT = mean_{j<T−1} (R[T−1][j] − R[j][j]) (Lopez-Paz & Ranzato 2017)."""
+    R = np.asarray(R, dtype=float)
+    T = len(R)
+    return _mean(R[T - 1, j] - R[j, j] for j in range(T - 1))
+
+
+def forward_transfer(R, baseline):
+    """FWT = mean_{j≥1} (R[j−1][j] − b_j), b_j = accuracy of the randomly initialised network (GEM)."""
+    R = np.asarray(R, dtype=float)
+    return _mean(R[j - 1, j] - baseline[j] for j in range(1, len(R)))
+
+
+def plasticity(R):
+    """mean_t R[t][t]: accuracy on each task right after learning it."""
+    return float(np.mean(np.diag(np.asarray(R, dtype=float))))
+
+
+def stability(R):
+    """mean_{t≥1} mean_{j<t} R[t][j]: accuracy kept on old tasks."""
+    R = np.asarray(R, dtype=float)
+    return _mean(R[t, :t].mean() for t in range(1, len(R)))
+
+
+def summarize(R, baseline):
+    """Every metric of one accuracy matrix, as stored in the results."""
+    return {"matrix": np.asarray(R, dtype=float).tolist(), "final_avg": final_average(R),
+            "forgetting": forgetting(R), "bwt": backward_transfer(R), "fwt": forward_transfer(R, baseline),
+            "plasticity": plasticity(R), "stability": stability(R)}
