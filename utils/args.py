@@ -1,10 +1,18 @@
 """Shared flags, value validators and the one-line-error argument parser."""
 import argparse
 import math
+import re
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with errors as one line on stderr and exit status 2 (no usage block)."""
+    """argparse with errors as one line on stderr and exit status 2 (no usage block).
+
+    Values such as -inf and -1e3 are read as negative numbers, not as unknown options.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf)$", re.I)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")

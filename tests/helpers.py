@@ -1,0 +1,36 @@
+"""Run main.py in-process or as a subprocess and read what it wrote."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import main
+from tests.conftest import ROOT
+
+
+def run_main(tmp_path, *flags):
+    """main.main() in-process with results under tmp_path; returns the last results record."""
+    results = tmp_path / "results"
+    status = main.main(["--non_verbose", "--results_path", str(results), "--data_path", str(tmp_path / "data"),
+                        *flags])  # a later --data_path in flags wins
+    assert status == 0
+    return read_records(results)[-1]
+
+
+def read_records(results):
+    path = os.path.join(results, "results.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def run_cli(*flags, cwd=ROOT):
+    return subprocess.run([sys.executable, "main.py", *flags], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def all_finite(summary):
+    values = [v for row in summary["matrix"] for v in row]
+    values += [summary[k] for k in ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")]
+    return all(isinstance(v, float) and math.isfinite(v) for v in values)
