@@ -7,24 +7,28 @@ import warnings
 from utils.args import ArgumentParser, add_experiment_args
 
 PROG = "main.py"
+DEFAULT_DATASET = "seq-digits"
 
 
 def build_parser(argv):
     """The full parser: shared flags plus those of the model, dataset and mask named in argv."""
     from datasets import DATASETS
     from models import MODELS
-    from utils.masking import MASKS
+    from utils.masks import MASKS
 
-    registries = ((MODELS, "--model", None), (DATASETS, "--dataset", "seq-digits"), (MASKS, "--mask", None))
+    registries = ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"))
     preparser = ArgumentParser(add_help=False)
-    for _, flag, default in registries:
-        preparser.add_argument(flag, default=default)
+    for _, flag in registries:
+        preparser.add_argument(flag)
+    preparser.add_argument("-h", "--help", action="store_true")
     named, _ = preparser.parse_known_args(argv)
+    if named.dataset is None and not named.help:
+        named.dataset = DEFAULT_DATASET  # a bare --help imports nothing heavy
     parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
                             epilog="Add --model NAME --help to see that model's flags (likewise --dataset, --mask).")
-    add_experiment_args(parser, MODELS.names(), DATASETS.names(), MASKS.names())
+    add_experiment_args(parser, MODELS.names(), DATASETS.names(), MASKS.names(), DEFAULT_DATASET)
     classes = []
-    for registry, flag, _ in registries:
+    for registry, flag in registries:
         name = getattr(named, flag[2:])
         cls = registry.get(name) if name in registry.names() else None
         if cls is not None:

@@ -1,7 +1,11 @@
 """Help output and bad input: one line on stderr naming flag and value, exit 2, nothing written."""
+import subprocess
+import sys
+
 import pytest
 
 import main
+from tests.conftest import ROOT
 from tests.helpers import read_records, run_cli
 
 BAD_INPUTS = [
@@ -72,3 +76,10 @@ def test_main_run_prints_progress_and_table(tmp_path):
     for metric in ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability"):
         assert metric in result.stdout
     assert len(read_records(tmp_path)) == 1
+
+
+def test_bare_help_imports_no_torch():
+    code = ("import sys, main\ntry:\n    main.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -44,11 +44,12 @@ def device_name(text):
     raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be auto, cpu, cuda or cuda:N")
 
 
-def add_experiment_args(parser, models, datasets, masks):
+def add_experiment_args(parser, models, datasets, masks, default_dataset):
     """Flags every run has; `models`, `datasets`, `masks` are the registered names."""
     run = parser.add_argument_group("experiment")
     run.add_argument("--model", required=True, choices=models, help="continual model")
-    run.add_argument("--dataset", default="seq-digits", choices=datasets, help="benchmark (default: seq-digits)")
+    run.add_argument("--dataset", default=default_dataset, choices=datasets,
+                     help=f"benchmark (default: {default_dataset})")
     run.add_argument("--buffer_size", type=non_negative_int, default=0,
                      help="replay buffer capacity; required (> 0) for replay models")
     run.add_argument("--minibatch_size", type=positive_int, help="buffer samples per draw (default: --batch_size)")

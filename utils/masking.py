@@ -6,9 +6,8 @@ softmax keeps that class). Each mask is one file in utils/masks/, registered by 
 import torch
 import torch.nn.functional as F
 
-from utils.registry import Registry
+from utils.masks import MASKS
 
-MASKS = Registry("mask", "utils.masks")
 register_mask = MASKS.register
 
 
