@@ -58,10 +58,23 @@ class ContinualDataset:
         """Kornia pipeline applied on the device to float images in [0, 1]."""
         return nn.Identity()
 
+    def strong_augmentation(self):
+        """Kornia pipeline of the strong views of X-DER's consistency loss (SimCLR-style):
+        random resized crop, flip, colour jitter and grayscale (jitter of brightness and contrast
+        only for one-channel images)."""
+        import kornia.augmentation as K
+        size = tuple(self.splits.train_images.shape[2:])
+        if len(self.MEAN) == 1:
+            return nn.Sequential(K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
+                                 K.ColorJiggle(0.4, 0.4, p=0.8))
+        return nn.Sequential(K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
+                             K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2))
+
     def prepare(self, device):
         """Load the splits onto `device` and build the augmentation there."""
         self.splits = Splits(*(t.to(device) for t in self.load_splits()))
         self.augmentation = self.train_augmentation().to(device)
+        self.strong = self.strong_augmentation().to(device)
         self.mean = torch.tensor(self.MEAN, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.STD, device=device).view(1, -1, 1, 1)
 
@@ -76,6 +89,10 @@ class ContinualDataset:
     def augment(self, images):
         """uint8 images -> augmented, normalized float (training transform, one batched call)."""
         return (self.augmentation(images.float() / 255) - self.mean) / self.std
+
+    def augment_strong(self, images):
+        """uint8 images -> strongly augmented, normalized float (X-DER's views, one batched call)."""
+        return (self.strong(images.float() / 255) - self.mean) / self.std
 
 
 def warn_data(message):

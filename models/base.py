@@ -27,6 +27,8 @@ class ContinualModel(nn.Module):
         self.augment = dataset.augment
         self.n_classes = dataset.n_classes
         self.classes_per_task = dataset.N_CLASSES_PER_TASK
+        self.n_tasks = dataset.N_TASKS
+        self.strong_augment = dataset.augment_strong
         self.mask = build_mask(args.mask, args.mask_value)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
@@ -48,8 +50,8 @@ class ContinualModel(nn.Module):
             counts = counts + self.buffer.class_counts(self.n_classes)
         self.mask.update_class_counts(counts)
 
-    def end_task(self, task):
-        """Called after the last epoch of `task`."""
+    def end_task(self, task, images, labels):
+        """Called after the last epoch of `task` with its uint8 training images and labels."""
 
     def observe(self, images, labels):
         raise NotImplementedError
@@ -59,7 +61,7 @@ class ContinualModel(nn.Module):
         if self.args.mask_scope == "task":
             return task_keep(labels, self.classes_per_task, self.n_classes)
         self.seen_classes[labels] = True
-        if self.task == 0 and not getattr(self.args, "task_free", False):
+        if self.task == 0 and not getattr(self.args, "task_free", False):  # only er_ace declares --task_free
             return torch.ones(len(labels), self.n_classes, dtype=torch.bool, device=labels.device)
         return ace_keep(labels, self.seen_classes, self.n_classes)
 
@@ -70,7 +72,7 @@ class ContinualModel(nn.Module):
     def buffer_loss(self, logits, labels):
         """Buffer CE: plain, or masked with task scope under --mask_buffer."""
         if self.args.mask_buffer:
-            keep = task_keep(labels, self.classes_per_task, self.n_classes)
+            keep = task_keep(labels, self.classes_per_task, logits.shape[1])
             return masked_cross_entropy(logits, labels, keep, self.mask)
         return F.cross_entropy(logits.float(), labels)
 

@@ -47,8 +47,6 @@ class Buffer:
 
     def add(self, images, labels, task_ids, logits=None):
         """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32."""
-        if self.images is None:
-            self._allocate(images, logits)
         slots = reservoir_slots(self.n_seen, images.shape[0], self.capacity, self.device)
         self.n_seen += images.shape[0]
         self.size = min(self.n_seen, self.capacity)
@@ -58,11 +56,21 @@ class Buffer:
 
     def write(self, slots, images, labels, task_ids, logits=None):
         """Overwrite the given slots (used by reservoir insertion and by models that refill)."""
+        if self.images is None:
+            self._allocate(images, logits)
         self.images[slots] = images.to(self.device)
         self.labels[slots] = labels.to(self.device)
         self.task_ids[slots] = task_ids.to(self.device)
         if logits is not None:
             self.logits[slots] = logits.detach().float().to(self.device)
+
+    def keep_only(self, indices):
+        """Compact the buffer to the entries at `indices` (in that order); the rest is freed."""
+        for name in ("images", "labels", "logits", "task_ids"):
+            tensor = getattr(self, name)
+            if tensor is not None:
+                tensor[:len(indices)] = tensor[indices].clone()
+        self.size = self.n_seen = len(indices)
 
     def is_empty(self):
         return self.size == 0

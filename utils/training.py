@@ -72,7 +72,7 @@ def train(model, dataset, args, log=print):
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
                 bar.update()
         bar.close()
-        model.end_task(task)
+        model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         synchronize(model.device)
         train_time += time.perf_counter() - start
         class_il, task_il = evaluate(model, dataset, task)

@@ -1,0 +1,32 @@
+from models import register_model
+from models.base import ContinualModel
+
+
+@register_model("er_ace")
+class ErAce(ContinualModel):
+    """ER-ACE (Caccia et al. 2022): asymmetric cross-entropy. Stream CE through the mask with the
+    `ace` scope (classes of the incoming batch plus classes never seen, from the second task on, or
+    from the first batch with --task_free), plus plain CE on a buffer draw, separate forwards.
+
+    As in the paper's code (and Mammoth), the buffer term starts with the second task unless
+    --task_free; the keep-set is "not yet seen" classes, not Mammoth's "from the largest seen label on".
+    """
+    NEEDS_BUFFER = True
+    DEFAULT_MASK = "ninf"
+    DEFAULT_SCOPE = "ace"
+
+    @staticmethod
+    def add_args(parser):
+        parser.add_argument("--task_free", action="store_true",
+                            help="mask and replay from the first batch (no task boundaries used)")
+
+    def observe(self, images, labels):
+        replay = not self.buffer.is_empty() and (self.task > 0 or self.args.task_free)
+        draw = self.draw() if replay else None
+        stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
+        loss = self.stream_loss(self.net(stream_x), labels)
+        if draw is not None:
+            loss = loss + self.buffer_loss(self.net(replay_x[0]), draw.labels)
+        loss = self.step(loss)
+        self.remember(images, labels)
+        return loss

@@ -1,0 +1,192 @@
+"""X-DER (Boschini et al. 2022, "Class-Incremental Continual Learning into the eXtended DER-verse").
+
+Where Mammoth's code (aimagelab/mammoth, models/xder.py) is more specific than the paper, this file
+follows the code: the past-head hinge compares softmax probabilities over the seen classes while the
+future-head hinge compares raw logits; the buffer is filled only at task end, with the logits of an
+augmented view; the two buffer draws are merged without duplicates before the logit update; the
+SupCon views do not update BatchNorm statistics. The stream CE is the mask's place: the default
+`ninf` with task scope is the paper's CE on the current head.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import register_model
+from models.base import ContinualModel
+from utils.args import non_negative_float, positive_float, positive_int
+from utils.supcon import supcon_loss
+
+
+def update_future_logits(old, new, labels, start, end, gamma):
+    """Buffered logits `old` with the heads [start, end) taken from `new`, scaled by γ·old[y]/max
+    where that head's max exceeds the ground-truth logit old[y] (so the true class stays on top)."""
+    transplant = new[:, start:end]
+    target = old[torch.arange(len(labels), device=old.device), labels]
+    top = transplant.max(dim=1).values
+    scale = torch.where(top > target, gamma * target / top, torch.ones_like(top))
+    updated = old.clone()
+    updated[:, start:end] = transplant * scale[:, None]
+    return updated
+
+
+def hinge(good, bad, margin):
+    """mean over rows with a positive value of max(bad) + margin − max(good); 0 when none is."""
+    gap = bad.max(dim=1).values + margin - good.max(dim=1).values
+    positive = gap > 0
+    return (gap * positive).sum() / positive.sum().clamp(min=1)
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(net):
+    """Forward passes inside do not update BatchNorm running statistics."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
+def first_occurrences(indices):
+    """Mask of the entries of `indices` not seen earlier in it."""
+    equal = indices[:, None] == indices[None, :]
+    return ~torch.tril(equal, diagonal=-1).any(dim=1)
+
+
+@register_model("xder")
+class XDer(ContinualModel):
+    """Defaults: the X-DER paper's seq-cifar100 configuration with buffer 500."""
+    NEEDS_BUFFER = True
+    DEFAULT_MASK = "ninf"
+
+    @staticmethod
+    def add_args(parser):
+        parser.add_argument("--alpha", type=non_negative_float, default=0.3, help="weight of the logit MSE")
+        parser.add_argument("--beta", type=non_negative_float, default=0.8, help="weight of the past-head buffer CE")
+        parser.add_argument("--gamma", type=non_negative_float, default=0.85, help="scale of updated future logits")
+        parser.add_argument("--lambd", type=non_negative_float, default=0.05, help="weight of the SupCon consistency")
+        parser.add_argument("--eta", type=non_negative_float, default=0.001, help="weight of the hinge constraints")
+        parser.add_argument("--m", type=non_negative_float, default=0.7, help="margin of the hinge constraints")
+        parser.add_argument("--simclr_temp", type=positive_float, default=5.0, help="SupCon temperature")
+        parser.add_argument("--simclr_batch_size", type=positive_int, default=64, help="samples per SupCon batch")
+        parser.add_argument("--simclr_num_aug", type=positive_int, default=2, help="strong views per sample")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.update_counter = torch.zeros(self.buffer.capacity, device=self.device)
+
+    def head(self, task):
+        return slice(task * self.classes_per_task, (task + 1) * self.classes_per_task)
+
+    def own_head(self, logits, labels):
+        """Each row's logits on the head of its own task, [B, classes_per_task]."""
+        heads = torch.stack(logits.split(self.classes_per_task, dim=1), dim=1)
+        return heads[torch.arange(len(labels), device=labels.device), labels // self.classes_per_task]
+
+    def observe(self, images, labels):
+        n_past, n_seen = self.task * self.classes_per_task, (self.task + 1) * self.classes_per_task
+        draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
+        stream_x, *replay_x = self.augment_together(images, *(d.images for d in draws))
+        outputs = self.net(stream_x).float()
+        loss = self.stream_loss(outputs, labels)
+        good, bad = outputs[:, self.head(self.task)], outputs[:, n_seen:]
+        if draws:
+            first, second = draws
+            first_out, second_out = self.net(replay_x[0]).float(), self.net(replay_x[1]).float()
+            loss = loss + self.args.alpha * F.mse_loss(first_out, first.logits)
+            loss = loss + self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
+            unique = first_occurrences(torch.cat([first.indices, second.indices]))
+            buf_out = torch.cat([first_out, second_out])[unique]
+            buf_labels = torch.cat([first.labels, second.labels])[unique]
+            self.refresh_logits(torch.cat([first.indices, second.indices])[unique], buf_labels,
+                                torch.cat([first.logits, second.logits])[unique], buf_out.detach())
+            good = torch.cat([good, self.own_head(buf_out, buf_labels)])
+            bad = torch.cat([bad, buf_out[:, n_seen:]])
+        if self.task < self.n_tasks - 1:
+            loss = loss + self.args.lambd * self.consistency(images, labels)
+            loss = loss + self.args.eta * hinge(good, bad, self.args.m)
+        if self.task > 0:
+            probs = F.softmax(outputs[:, :n_seen], dim=1)
+            loss = loss + self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.m)
+        return self.step(loss)
+
+    @torch.no_grad()
+    def refresh_logits(self, indices, labels, logits, outputs):
+        """Update the present and future heads of past-task entries, the k-th time with probability 1/k."""
+        past = labels // self.classes_per_task < self.task
+        self.update_counter[indices[past]] += 1
+        chosen = past & (torch.rand(len(indices), device=self.device) * self.update_counter[indices] < 1)
+        updated = update_future_logits(logits[chosen], outputs[chosen], labels[chosen],
+                                       self.task * self.classes_per_task, self.n_classes, self.args.gamma)
+        self.buffer.logits[indices[chosen]] = updated
+        self.buffer.task_ids[indices[chosen]] = self.task
+
+    def consistency(self, images, labels):
+        """SupCon over strong views, on each future head separately (λ applied by the caller)."""
+        size = self.args.simclr_batch_size
+        images, labels = images[:size], labels[:size]
+        if not self.buffer.is_empty():
+            draw = self.buffer.sample(size)
+            images, labels = torch.cat([draw.images, images]), torch.cat([draw.labels, labels])
+        views = self.strong_augment(images.repeat_interleave(self.args.simclr_num_aug, dim=0))
+        with frozen_bn_stats(self.net):
+            outputs = self.net(views).float()
+        future = outputs.view(len(labels), self.args.simclr_num_aug, -1)[:, :, (self.task + 1) * self.classes_per_task:]
+        heads = future.split(self.classes_per_task, dim=2)
+        total = sum(supcon_loss(F.normalize(h, dim=2), labels, self.args.simclr_temp) for h in heads)
+        return total / (len(heads) * len(labels))
+
+    @torch.no_grad()
+    def end_task(self, task, images, labels):
+        """Class-balanced buffer: shrink the past classes to an equal share, fill the rest with this
+        task's data (logits with the past heads kept below the true class), then update the present
+        and future heads of the past entries."""
+        with frozen_bn_stats(self.net):
+            if task > 0:
+                self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size],
+                                                           self.buffer.capacity // ((task + 1) * self.classes_per_task)))
+            chosen = self.new_entries(labels)
+            logits = self.chunked_forward(images[chosen])
+            if task > 0:
+                logits = update_future_logits(logits, logits, labels[chosen], 0, task * self.classes_per_task, self.args.gamma)
+            start = self.buffer.size
+            slots = torch.arange(start, start + len(chosen), device=self.device)
+            self.buffer.write(slots, images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
+            self.buffer.size = self.buffer.n_seen = start + len(chosen)
+            past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
+            if len(past):
+                outputs = self.chunked_forward(self.buffer.images[past])
+                self.buffer.logits[past] = update_future_logits(
+                    self.buffer.logits[past], outputs, self.buffer.labels[past],
+                    task * self.classes_per_task, self.n_classes, self.args.gamma)
+                self.buffer.task_ids[past] = task
+        self.update_counter.zero_()
+
+    def balanced_subset(self, labels, per_class):
+        """Indices of the first `per_class` entries of each class."""
+        order = torch.argsort(labels, stable=True)
+        sorted_labels = labels[order]
+        rank = torch.arange(len(labels), device=labels.device) - torch.searchsorted(sorted_labels, sorted_labels)
+        return torch.sort(order[rank < per_class]).values
+
+    def new_entries(self, labels):
+        """Indices of this task's samples for the free slots, as equal per class as possible
+        (the remainder goes to random classes), in a random order."""
+        free = self.buffer.capacity - self.buffer.size
+        classes = torch.unique(labels)
+        quota = torch.full((len(classes),), free // len(classes), device=self.device)
+        quota[torch.randperm(len(classes), device=self.device)[:free % len(classes)]] += 1
+        order = torch.randperm(len(labels), device=self.device)
+        shuffled = labels[order]
+        by_class = torch.argsort(shuffled, stable=True)
+        sorted_labels = shuffled[by_class]
+        rank = torch.arange(len(labels), device=self.device) - torch.searchsorted(sorted_labels, sorted_labels)
+        limit = quota[torch.searchsorted(classes, sorted_labels)]
+        return order[by_class[rank < limit]]
+
+    def chunked_forward(self, images, chunk=256):
+        return torch.cat([self.net(self.augment(part)).float() for part in images.split(chunk)])
