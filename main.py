@@ -37,13 +37,20 @@ def build_parser(argv):
     return parser, classes
 
 
-def resolve_defaults(parser, args, model_cls, dataset_cls):
-    """Fill unset flags from the model and dataset; refuse combinations that cannot run."""
+def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
+    """Fill unset flags from --config, then the model and dataset; refuse what cannot run."""
     import torch
+
+    from utils.config import ConfigError, apply_config
 
     if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
         parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
                      f"model {args.model} replays, give a positive integer")
+    if args.config:
+        try:
+            args.config_source = apply_config(parser, args, argv)
+        except ConfigError as error:
+            parser.error(f"argument --config: {error}")
     path = args.data_path
     if os.path.exists(path) and not (os.path.isdir(path) and os.access(path, os.R_OK | os.W_OK | os.X_OK)):
         parser.error(f"argument --data_path: {path!r} is not allowed: must be a readable, writable folder "
@@ -53,6 +60,7 @@ def resolve_defaults(parser, args, model_cls, dataset_cls):
     args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
     args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
     args.lr = args.lr or dataset_cls.LR
+    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
     args.minibatch_size = args.minibatch_size or args.batch_size
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,11 +72,17 @@ def one_line_warnings(message, category, filename, lineno, line=None):
     return f"warning: {message}\n"
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv):
+    """Validated args with every default resolved, and the model and dataset classes."""
     parser, (model_cls, dataset_cls, _) = build_parser(argv)
     args = parser.parse_args(argv)
-    resolve_defaults(parser, args, model_cls, dataset_cls)
+    resolve_defaults(parser, args, argv, model_cls, dataset_cls)
+    return args, model_cls, dataset_cls
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args, model_cls, dataset_cls = parse_args(argv)
     warnings.formatwarning = one_line_warnings
 
     from datasets.base import DataError

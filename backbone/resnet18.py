@@ -2,6 +2,13 @@
 import torch.nn.functional as F
 from torch import nn
 
+from utils.args import positive_int
+
+
+def add_width_arg(parser):
+    parser.add_argument("--nf", type=positive_int, default=64,
+                        help="ResNet18 width: 64 standard, 20 reduced (default: 64)")
+
 
 class BasicBlock(nn.Module):
     def __init__(self, in_planes, planes, stride):

@@ -25,7 +25,8 @@ class ContinualDataset:
     """Subclasses set the class attributes and implement load_splits() and get_backbone().
 
     Task t holds classes [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK).
-    N_EPOCHS, BATCH_SIZE and LR are the published defaults used when the flags are not given.
+    N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is divided by 10, restarting
+    at every task) are the published defaults used when the flags are not given.
     """
     N_TASKS: int
     N_CLASSES_PER_TASK: int
@@ -34,6 +35,7 @@ class ContinualDataset:
     LR: float
     MEAN = (0.0,)
     STD = (1.0,)
+    LR_MILESTONES = ()
 
     def __init__(self, args):
         self.args = args

@@ -1,35 +1,21 @@
 """The official CIFAR python release: download, checksum check and safe parsing (CIFAR-10 and -100)."""
 import os
 import pickle
-from urllib.error import URLError
 
 import numpy as np
 import torch
-from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+from torchvision.datasets.utils import check_integrity
 
+from datasets import downloads
 from datasets.base import DataError, warn_data
 from utils.safe_pickle import load_pickle
-
-
-def remove_created_dirs(path, existed_before):
-    """Remove the empty folders a failed download created, up to the first that existed before."""
-    while path and path not in existed_before and os.path.isdir(path) and not os.listdir(path):
-        os.rmdir(path)
-        path = os.path.dirname(path)
 
 
 def ensure_release(root, release):
     """Make sure `root` holds `release` (a torchvision CIFAR class); warn if checksums differ."""
     folder = os.path.join(root, release.base_folder)
     if not os.path.isdir(folder):
-        root = os.path.abspath(root)
-        existed = {p for p in (root, os.path.dirname(root)) if os.path.isdir(p)}
-        try:
-            download_and_extract_archive(release.url, root, filename=release.filename, md5=release.tgz_md5)
-        except (URLError, OSError, RuntimeError) as error:
-            remove_created_dirs(root, existed)
-            raise DataError(f"no {release.filename} data in {folder} and the download from {release.url} "
-                            f"failed ({error}); extract the official archive into {root}") from None
+        downloads.download_or_fail(release.url, root, release.filename, release.tgz_md5, folder)
     files = release.train_list + release.test_list
     missing = [name for name, _ in files if not os.path.isfile(os.path.join(folder, name))]
     if missing:

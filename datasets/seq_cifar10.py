@@ -2,11 +2,10 @@ import kornia.augmentation as K
 from torch import nn
 from torchvision.datasets import CIFAR10
 
-from backbone.resnet18 import ResNet18
+from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
 from datasets.base import ContinualDataset, Splits
 from datasets.cifar_files import load_release
-from utils.args import positive_int
 
 
 @register_dataset("seq-cifar10")
@@ -21,10 +20,7 @@ class SequentialCIFAR10(ContinualDataset):
     MEAN = (0.4914, 0.4822, 0.4465)
     STD = (0.2470, 0.2435, 0.2615)
 
-    @staticmethod
-    def add_args(parser):
-        parser.add_argument("--nf", type=positive_int, default=64,
-                            help="ResNet18 width: 64 standard, 20 reduced (default: 64)")
+    add_args = staticmethod(add_width_arg)
 
     def load_splits(self):
         return Splits(*load_release(self.args.data_path, CIFAR10, "labels"))

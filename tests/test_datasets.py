@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.cifar_files
+import datasets.downloads
 import main
 from datasets import get_dataset_class, get_dataset_names
 from datasets.base import DataError, DataWarning
@@ -95,7 +95,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
 def test_offline_without_data_is_one_clear_line(tmp_path, monkeypatch, capsys):
     def no_network(*args, **kwargs):
         raise URLError("network unreachable")
-    monkeypatch.setattr(datasets.cifar_files, "download_and_extract_archive", no_network)
+    monkeypatch.setattr(datasets.downloads, "download_and_extract_archive", no_network)
     data = tmp_path / "data"
     status = main.main(["--model", "sgd", "--dataset", "seq-cifar10", "--data_path", str(data),
                         "--results_path", str(tmp_path / "results")])

@@ -11,7 +11,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, allow_abbrev=False, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf)$", re.I)
 
     def error(self, message):
@@ -56,6 +56,11 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--n_epochs", type=positive_int, help="epochs per task (default: the dataset's published value)")
     run.add_argument("--batch_size", type=positive_int, help="stream batch size (default: the dataset's)")
     run.add_argument("--lr", type=positive_float, help="SGD learning rate (default: the dataset's)")
+    run.add_argument("--lr_milestones", type=positive_int, nargs="*",
+                     help="epochs at which the lr is divided by 10, restarting every task (default: the dataset's)")
+    run.add_argument("--config", choices=("best",),
+                     help="best: the published hyperparameters for this model, dataset and buffer size "
+                          "(utils/best_configs.json); explicit flags override them")
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", type=device_name, default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")

@@ -44,6 +44,15 @@ def evaluate(model, dataset, last_trained):
     return class_il, task_il
 
 
+def task_scheduler(optimizer, args):
+    """Restart the lr at --lr and, with milestones, divide it by 10 at each of them (per task)."""
+    for group in optimizer.param_groups:
+        group["lr"] = args.lr
+    if not args.lr_milestones:
+        return None
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, args.lr_milestones, gamma=0.1)
+
+
 def training_indices(model, dataset, task):
     if model.TRAINS_ON_SEEN_TASKS:
         return torch.nonzero(dataset.splits.train_labels // dataset.N_CLASSES_PER_TASK <= task).flatten()
@@ -61,6 +70,7 @@ def train(model, dataset, args, log=print):
         start = time.perf_counter()
         indices = training_indices(model, dataset, task)
         model.begin_task(task, splits.train_labels[indices])
+        scheduler = task_scheduler(model.opt, args)
         n_batches = -(-len(indices) // args.batch_size)
         bar = tqdm(total=args.n_epochs * n_batches, desc=f"Task {task + 1}/{n_tasks}",
                    disable=args.non_verbose, leave=False, dynamic_ncols=True)
@@ -71,6 +81,8 @@ def train(model, dataset, args, log=print):
                 if not args.non_verbose and step % LOG_EVERY == 0:
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
                 bar.update()
+            if scheduler is not None:
+                scheduler.step()
         bar.close()
         model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         synchronize(model.device)

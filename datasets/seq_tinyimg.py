@@ -1,0 +1,112 @@
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import kornia.augmentation as K
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from backbone.resnet18 import ResNet18, add_width_arg
+from datasets import register_dataset
+from datasets.base import ContinualDataset, DataError, Splits
+from datasets.downloads import download_or_fail
+
+URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+ZIP_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+FOLDER = "tiny-imagenet-200"
+
+
+def decode(path):
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except OSError as error:
+        raise DataError(f"{path}: not a readable image ({error})") from None
+
+
+def read_lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+    except OSError as error:
+        raise DataError(f"{path}: missing or unreadable ({error}); is this the official layout?") from None
+
+
+def parse_folder(folder):
+    """File lists and labels of the official layout: wnids.txt, train/<wnid>/images/*.JPEG,
+    val/images/*.JPEG labelled by val/val_annotations.txt. Label = index of the wnid in sorted order."""
+    wnids = sorted(read_lines(os.path.join(folder, "wnids.txt")))
+    label_of = {wnid: i for i, wnid in enumerate(wnids)}
+    train_files, train_labels = [], []
+    for wnid in wnids:
+        image_dir = os.path.join(folder, "train", wnid, "images")
+        if not os.path.isdir(image_dir):
+            raise DataError(f"{image_dir}: missing; is this the official layout?")
+        names = sorted(n for n in os.listdir(image_dir) if n.lower().endswith((".jpeg", ".jpg")))
+        train_files += [os.path.join(image_dir, n) for n in names]
+        train_labels += [label_of[wnid]] * len(names)
+    val_files, val_labels = [], []
+    for line in read_lines(os.path.join(folder, "val", "val_annotations.txt")):
+        name, wnid = line.split("\t")[:2]
+        if wnid not in label_of:
+            raise DataError(f"{folder}/val/val_annotations.txt: unknown class {wnid!r} for {name}")
+        val_files.append(os.path.join(folder, "val", "images", name))
+        val_labels.append(label_of[wnid])
+    return (train_files, train_labels), (val_files, val_labels)
+
+
+def decode_all(files):
+    """uint8 [N, 3, 64, 64] from JPEG files, decoded on every core."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        images = np.stack(list(pool.map(decode, files, chunksize=256)))
+    return images.transpose(0, 3, 1, 2).copy()
+
+
+def save_atomically(path, array):
+    temp = f"{path}.tmp-{os.getpid()}.npy"
+    np.save(temp, array)
+    os.replace(temp, path)
+
+
+def cached_splits(folder):
+    """Decode once, then read the .npy cache written next to the folder's files."""
+    names = ("train_images", "train_labels", "test_images", "test_labels")
+    paths = [os.path.join(folder, f"cache_{name}.npy") for name in names]
+    if not all(os.path.isfile(p) for p in paths):
+        (train_files, train_labels), (val_files, val_labels) = parse_folder(folder)
+        arrays = (decode_all(train_files), np.asarray(train_labels, dtype=np.int64),
+                  decode_all(val_files), np.asarray(val_labels, dtype=np.int64))
+        for path, array in zip(paths, arrays):
+            save_atomically(path, array)
+    try:
+        return Splits(*(torch.from_numpy(np.load(p)) for p in paths))
+    except (OSError, ValueError) as error:
+        raise DataError(f"{folder}: unreadable cache ({error}); delete its cache_*.npy files") from None
+
+
+@register_dataset("seq-tinyimg")
+class SequentialTinyImageNet(ContinualDataset):
+    """TinyImageNet-200 (64×64), 10 tasks × 20 classes, ResNet18; the DER paper's protocol
+    (Buzzega et al. 2020): 100 epochs, batch 32, lr 0.03. The official validation split is the test set."""
+    N_TASKS = 10
+    N_CLASSES_PER_TASK = 20
+    N_EPOCHS = 100
+    BATCH_SIZE = 32
+    LR = 0.03
+    MEAN = (0.4802, 0.4480, 0.3975)
+    STD = (0.2770, 0.2691, 0.2821)
+
+    add_args = staticmethod(add_width_arg)
+
+    def load_splits(self):
+        folder = os.path.join(self.args.data_path, FOLDER)
+        if not os.path.isdir(folder):
+            download_or_fail(URL, self.args.data_path, "tiny-imagenet-200.zip", ZIP_MD5, folder)
+        return cached_splits(folder)
+
+    def get_backbone(self):
+        return ResNet18(self.n_classes, nf=self.args.nf)
+
+    def train_augmentation(self):
+        return nn.Sequential(K.RandomCrop((64, 64), padding=4), K.RandomHorizontalFlip())

@@ -1,0 +1,61 @@
+"""--config best: lookup, override order (explicit flag > config > defaults), clear errors."""
+import json
+
+import pytest
+
+import main
+from utils.config import CONFIG_FILE, ConfigError, published_entry
+
+
+def parse(*argv):
+    args, _, _ = main.parse_args(list(argv))
+    return args
+
+
+def test_config_fills_published_values():
+    args = parse("--model", "derpp", "--dataset", "seq-cifar10", "--buffer_size", "500", "--config", "best")
+    assert (args.lr, args.alpha, args.beta, args.n_epochs, args.batch_size, args.minibatch_size) == \
+        (0.03, 0.2, 0.5, 50, 32, 32)
+    assert "Buzzega" in args.config_source
+
+
+def test_explicit_flags_override_the_config():
+    args = parse("--model", "derpp", "--dataset", "seq-cifar10", "--buffer_size", "500", "--config", "best",
+                 "--alpha", "0.7", "--lr=0.05", "--n_epochs", "1")
+    assert (args.alpha, args.lr, args.n_epochs, args.beta) == (0.7, 0.05, 1, 0.5)
+
+
+def test_config_overrides_model_and_dataset_defaults():
+    plain = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "2000")
+    best = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "2000", "--config", "best")
+    assert (plain.alpha, plain.m, plain.eta) == (0.3, 0.7, 0.001)
+    assert (best.alpha, best.beta, best.m, best.eta, best.lr) == (0.6, 0.9, 0.2, 0.01, 0.03)
+    assert best.lr_milestones == [35, 45] and best.n_epochs == 50
+
+
+def test_buffer_free_models_use_the_any_entry():
+    assert parse("--model", "sgd", "--dataset", "seq-tinyimg", "--config", "best").lr == 0.03
+
+
+def test_missing_entry_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse("--model", "er_ace", "--dataset", "seq-cifar10", "--buffer_size", "200", "--config", "best")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "--config" in err and "er_ace" in err and "der 200" in err
+
+
+def test_every_entry_cites_a_source_and_names_real_flags():
+    with open(CONFIG_FILE, encoding="utf-8") as f:
+        table = json.load(f)
+    sources = table.pop("_sources")
+    for dataset, models in table.items():
+        for model, sizes in models.items():
+            for size, entry in sizes.items():
+                assert entry["source"] in sources
+                flags = ["--model", model, "--dataset", dataset, "--buffer_size", "0" if size == "any" else size]
+                args = parse(*flags, "--config", "best")
+                assert all(getattr(args, key) == value for key, value in entry.items() if key != "source")
+    with pytest.raises(ConfigError):
+        published_entry("seq-cifar10", "xder", 200)
+    assert {"seq-cifar10", "seq-tinyimg", "seq-cifar100"} == set(table)

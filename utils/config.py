@@ -1,0 +1,47 @@
+"""--config best: published hyperparameters from utils/best_configs.json (each entry cites its source)."""
+import json
+import os
+
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "best_configs.json")
+
+
+class ConfigError(ValueError):
+    """No published entry for the run, or an entry naming an unknown flag."""
+
+
+def published_entry(dataset, model, buffer_size, path=CONFIG_FILE):
+    """The flag values published for (dataset, model, buffer size); `any` matches every size."""
+    with open(path, encoding="utf-8") as f:
+        table = json.load(f)
+    sizes = table.get(dataset, {}).get(model)
+    entry = None if sizes is None else sizes.get(str(buffer_size), sizes.get("any"))
+    if entry is None:
+        published = sorted(f"{m} {s}" for m, by_size in table.get(dataset, {}).items() for s in by_size)
+        raise ConfigError(f"no published configuration for model {model} on {dataset} with buffer {buffer_size} "
+                          f"(published there: {', '.join(published) or 'none'})")
+    values = dict(entry)
+    source = values.pop("source")
+    return values, table["_sources"][source]
+
+
+def explicit_flags(parser, argv):
+    """Destinations of the options written on the command line (they win over a config)."""
+    given = set()
+    for action in parser._actions:
+        for option in action.option_strings:
+            if any(token == option or token.startswith(option + "=") for token in argv):
+                given.add(action.dest)
+    return given
+
+
+def apply_config(parser, args, argv):
+    """Fill args from the published entry, except flags given explicitly; returns the source."""
+    values, source = published_entry(args.dataset, args.model, args.buffer_size)
+    unknown = [key for key in values if not hasattr(args, key)]
+    if unknown:
+        raise ConfigError(f"entry for {args.model} on {args.dataset} sets unknown flags {', '.join(unknown)}")
+    given = explicit_flags(parser, argv)
+    for key, value in values.items():
+        if key not in given:
+            setattr(args, key, value)
+    return source
