@@ -1,5 +1,6 @@
 """Front door: python main.py --model der --mask general --buffer_size 20 [--help]."""
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -43,6 +44,8 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
 
     from utils.config import ConfigError, apply_config
 
+    if args.resume and not args.checkpoint_dir:
+        parser.error("argument --resume: needs --checkpoint_dir, the folder of the run's checkpoints")
     if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
         parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
                      f"model {args.model} replays, give a positive integer")
@@ -80,33 +83,66 @@ def parse_args(argv):
     return args, model_cls, dataset_cls
 
 
+def fail(message, status):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def make_deterministic():
+    """Deterministic kernels everywhere, no cuDNN autotuning (costs speed on GPU)."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args, model_cls, dataset_cls = parse_args(argv)
     warnings.formatwarning = one_line_warnings
 
     from datasets.base import DataError
-    from utils.results import append_record, build_record, format_table
-    from utils.training import set_seed, train
+    from utils.checkpoint import CheckpointError, check_same_run, load_latest
+    from utils.results import append_record, build_record, format_table, json_safe
+    from utils.training import Interrupted, NumericsError, Trainer, set_seed
 
     start = time.perf_counter()
+    if args.deterministic:
+        make_deterministic()
     set_seed(args.seed)
-    dataset = dataset_cls(args)
+    resume_state = None
     try:
+        if args.resume:
+            resume_state, path = load_latest(args.checkpoint_dir)
+            check_same_run(resume_state["args"], json_safe(vars(args)))
+            print(f"resuming from {path}")
+        dataset = dataset_cls(args)
         dataset.prepare(args.device)
+    except CheckpointError as error:
+        return fail(f"--resume: {error}", 2)
     except DataError as error:
-        print(f"{PROG}: error: --dataset {args.dataset}: {error}", file=sys.stderr)
-        return 2
+        return fail(f"--dataset {args.dataset}: {error}", 2)
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
-    outcome = train(model, dataset, args)
-    record = build_record(args, outcome["class_il"], outcome["task_il"],
-                          time.perf_counter() - start, outcome["train_time_s"])
+    try:
+        outcome = Trainer(model, dataset, args).run(resume_state)
+    except NumericsError as error:
+        return fail(str(error), 3)
+    except Interrupted as stop:
+        directory = os.path.dirname(stop.path)
+        command = [a for a in argv if a != "--resume"]
+        if not args.checkpoint_dir:
+            command += ["--checkpoint_dir", directory]
+        print(f"{PROG}: interrupted; checkpoint written to {stop.path}; resume with: python {PROG} "
+              f"{shlex.join(command + ['--resume'])}", file=sys.stderr)
+        return stop.status
+    record = build_record(args, outcome, time.perf_counter() - start)
     append_record(args.results_path, record)
     print(f"\n{args.model} | {args.dataset} | mask {args.mask} (m={args.mask_value}, scope {args.mask_scope}) | "
           f"buffer {args.buffer_size} | seed {args.seed} | train {outcome['train_time_s']:.1f} s")
     print(format_table(record))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

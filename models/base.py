@@ -7,6 +7,14 @@ from utils.buffer import Buffer
 from utils.masking import ace_keep, build_mask, masked_cross_entropy, task_keep
 
 
+class NonFiniteLoss(Exception):
+    """A step whose loss or stream logits are not finite; `terms` holds each loss term's value."""
+
+    def __init__(self, terms):
+        super().__init__(", ".join(f"{name}={value:.6g}" for name, value in terms.items()))
+        self.terms = terms
+
+
 class ContinualModel(nn.Module):
     """Subclasses implement observe(images, labels) -> detached loss; images are uint8 stream
     images, augmented here together with any replay batch (one kornia call).
@@ -33,7 +41,9 @@ class ContinualModel(nn.Module):
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
         self.task = 0
-        self.seen_classes = torch.zeros(self.n_classes, dtype=torch.bool, device=device)
+        self.skipped_steps = 0
+        self.finite_logits = torch.ones((), dtype=torch.bool, device=device)
+        self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
 
     @staticmethod
     def add_args(parser):
@@ -67,6 +77,7 @@ class ContinualModel(nn.Module):
 
     def stream_loss(self, logits, labels):
         """CE through the mask: the mask's place in every model."""
+        self.finite_logits = torch.isfinite(logits).all()
         return masked_cross_entropy(logits, labels, self.stream_keep(labels), self.mask)
 
     def buffer_loss(self, logits, labels):
@@ -88,8 +99,33 @@ class ContinualModel(nn.Module):
         """Reservoir-insert the non-augmented stream batch."""
         self.buffer.add(images, labels, torch.full_like(labels, self.task), logits)
 
-    def step(self, loss):
+    def step(self, **terms):
+        """One SGD step on the sum of the named loss terms; returns the detached total.
+
+        A non-finite total or stream logits raises NonFiniteLoss, or with --nan_policy skip leaves
+        the parameters as they are and counts the step (one scalar read per step).
+        """
+        loss = sum(terms.values())
+        if not bool(torch.isfinite(loss) & self.finite_logits):
+            if self.args.nan_policy != "skip":
+                raise NonFiniteLoss({name: value.detach().item() for name, value in terms.items()})
+            self.skipped_steps += 1
+            return loss.detach()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return loss.detach()
+
+    def checkpoint_state(self):
+        """Everything needed to continue exactly: module tensors, optimizer, buffer, mask, counters."""
+        return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
+                "skipped_steps": self.skipped_steps, "mask": self.mask.state_dict(),
+                "buffer": None if self.buffer is None else self.buffer.state_dict()}
+
+    def load_checkpoint_state(self, state):
+        self.load_state_dict(state["module"])
+        self.opt.load_state_dict(state["opt"])
+        self.task, self.skipped_steps = state["task"], state["skipped_steps"]
+        self.mask.load_state_dict(state["mask"])
+        if self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])

@@ -20,9 +20,9 @@ class Der(ContinualModel):
         draw = self.draw()
         stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
         stream_logits = self.net(stream_x)
-        loss = self.stream_loss(stream_logits, labels)
+        terms = {"ce": self.stream_loss(stream_logits, labels)}
         if draw is not None:
-            loss = loss + self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), draw.logits)
-        loss = self.step(loss)
+            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), draw.logits)
+        loss = self.step(**terms)
         self.remember(images, labels, stream_logits.detach())
         return loss

@@ -21,11 +21,11 @@ class Derpp(ContinualModel):
         draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
         stream_x, *replay_x = self.augment_together(images, *(draw.images for draw in draws))
         stream_logits = self.net(stream_x)
-        loss = self.stream_loss(stream_logits, labels)
+        terms = {"ce": self.stream_loss(stream_logits, labels)}
         if draws:
             first, second = draws
-            loss = (loss + self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), first.logits)
-                    + self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels))
-        loss = self.step(loss)
+            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), first.logits)
+            terms["buffer_ce"] = self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels)
+        loss = self.step(**terms)
         self.remember(images, labels, stream_logits.detach())
         return loss

@@ -19,6 +19,6 @@ class Er(ContinualModel):
             n_stream, n_buffer = len(labels), len(draw.labels)
             loss = (n_stream * self.stream_loss(logits[:n_stream], labels)
                     + n_buffer * self.buffer_loss(logits[n_stream:], draw.labels)) / (n_stream + n_buffer)
-        loss = self.step(loss)
+        loss = self.step(ce=loss)
         self.remember(images, labels)
         return loss

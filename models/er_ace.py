@@ -24,9 +24,9 @@ class ErAce(ContinualModel):
         replay = not self.buffer.is_empty() and (self.task > 0 or self.args.task_free)
         draw = self.draw() if replay else None
         stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
-        loss = self.stream_loss(self.net(stream_x), labels)
+        terms = {"ce": self.stream_loss(self.net(stream_x), labels)}
         if draw is not None:
-            loss = loss + self.buffer_loss(self.net(replay_x[0]), draw.labels)
-        loss = self.step(loss)
+            terms["buffer_ce"] = self.buffer_loss(self.net(replay_x[0]), draw.labels)
+        loss = self.step(**terms)
         self.remember(images, labels)
         return loss

@@ -9,4 +9,4 @@ class Joint(ContinualModel):
     TRAINS_ON_SEEN_TASKS = True
 
     def observe(self, images, labels):
-        return self.step(self.stream_loss(self.net(self.augment(images)), labels))
+        return self.step(ce=self.stream_loss(self.net(self.augment(images)), labels))

@@ -7,4 +7,4 @@ class Sgd(ContinualModel):
     """Fine-tuning with the masked stream CE only: the lower bound."""
 
     def observe(self, images, labels):
-        return self.step(self.stream_loss(self.net(self.augment(images)), labels))
+        return self.step(ce=self.stream_loss(self.net(self.augment(images)), labels))

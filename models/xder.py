@@ -77,7 +77,7 @@ class XDer(ContinualModel):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.update_counter = torch.zeros(self.buffer.capacity, device=self.device)
+        self.register_buffer("update_counter", torch.zeros(self.buffer.capacity, device=self.device))
 
     def head(self, task):
         return slice(task * self.classes_per_task, (task + 1) * self.classes_per_task)
@@ -92,13 +92,13 @@ class XDer(ContinualModel):
         draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
         stream_x, *replay_x = self.augment_together(images, *(d.images for d in draws))
         outputs = self.net(stream_x).float()
-        loss = self.stream_loss(outputs, labels)
+        terms = {"ce": self.stream_loss(outputs, labels)}
         good, bad = outputs[:, self.head(self.task)], outputs[:, n_seen:]
         if draws:
             first, second = draws
             first_out, second_out = self.net(replay_x[0]).float(), self.net(replay_x[1]).float()
-            loss = loss + self.args.alpha * F.mse_loss(first_out, first.logits)
-            loss = loss + self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
+            terms["mse"] = self.args.alpha * F.mse_loss(first_out, first.logits)
+            terms["buffer_ce"] = self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
             unique = first_occurrences(torch.cat([first.indices, second.indices]))
             buf_out = torch.cat([first_out, second_out])[unique]
             buf_labels = torch.cat([first.labels, second.labels])[unique]
@@ -107,12 +107,12 @@ class XDer(ContinualModel):
             good = torch.cat([good, self.own_head(buf_out, buf_labels)])
             bad = torch.cat([bad, buf_out[:, n_seen:]])
         if self.task < self.n_tasks - 1:
-            loss = loss + self.args.lambd * self.consistency(images, labels)
-            loss = loss + self.args.eta * hinge(good, bad, self.args.m)
+            terms["supcon"] = self.args.lambd * self.consistency(images, labels)
+            terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.m)
         if self.task > 0:
             probs = F.softmax(outputs[:, :n_seen], dim=1)
-            loss = loss + self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.m)
-        return self.step(loss)
+            terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.m)
+        return self.step(**terms)
 
     @torch.no_grad()
     def refresh_logits(self, indices, labels, logits, outputs):

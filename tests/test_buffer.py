@@ -53,3 +53,11 @@ def test_storage_dtypes_and_named_samples():
     assert torch.all(sample.task_ids == 2)
     assert len(buffer.sample(100).labels) == 5
     assert buffer.nbytes() == 8 * (48 + 8 + 8 + 40)
+
+
+def test_rows_with_non_finite_logits_are_never_stored():
+    buffer = Buffer(4, "cpu")
+    logits = torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [float("inf"), 0.0], [2.0, 3.0]])
+    buffer.add(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), torch.zeros(4, dtype=torch.long), logits)
+    assert buffer.size == 2 and buffer.n_seen == 2
+    assert buffer.labels[:2].tolist() == [0, 3] and torch.isfinite(buffer.logits[:2]).all()

@@ -6,7 +6,7 @@ from tests.helpers import all_finite, run_main
 from utils.masking import get_mask_names
 
 RESULT_KEYS = {"model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed", "args",
-               "class_il", "task_il", "time_s", "train_time_s", "git"}
+               "class_il", "task_il", "time_s", "train_time_s", "skipped_steps", "git"}
 
 
 @pytest.mark.parametrize("mask", get_mask_names())

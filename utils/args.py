@@ -66,6 +66,13 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
     run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    safety = parser.add_argument_group("checkpoints and numerics")
+    safety.add_argument("--checkpoint_dir", help="write a checkpoint after every epoch and task into this folder")
+    safety.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --checkpoint_dir")
+    safety.add_argument("--deterministic", action="store_true",
+                        help="torch deterministic algorithms and cuDNN settings (slower on GPU)")
+    safety.add_argument("--nan_policy", choices=("stop", "skip"), default="stop",
+                        help="on a non-finite loss: stop (exit 3) or skip the step and count it (default: stop)")
     mask = parser.add_argument_group("softmax mask")
     mask.add_argument("--mask", choices=masks, help="masking variant (default: the model's own)")
     mask.add_argument("--mask_value", type=mask_value, default=0.0,

@@ -46,7 +46,12 @@ class Buffer:
             self.logits = torch.empty((self.capacity, logits.shape[1]), dtype=torch.float32, device=self.device)
 
     def add(self, images, labels, task_ids, logits=None):
-        """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32."""
+        """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32.
+        Rows whose logits are not finite are dropped before sampling: a diverged step never
+        poisons the buffer."""
+        if logits is not None:
+            finite = torch.isfinite(logits).all(dim=1)
+            images, labels, task_ids, logits = images[finite], labels[finite], task_ids[finite], logits[finite]
         slots = reservoir_slots(self.n_seen, images.shape[0], self.capacity, self.device)
         self.n_seen += images.shape[0]
         self.size = min(self.n_seen, self.capacity)
@@ -86,6 +91,15 @@ class Buffer:
 
     def class_counts(self, n_classes):
         return torch.bincount(self.labels[:self.size], minlength=n_classes)
+
+    def state_dict(self):
+        return {"n_seen": self.n_seen, "size": self.size, "images": self.images, "labels": self.labels,
+                "logits": self.logits, "task_ids": self.task_ids}
+
+    def load_state_dict(self, state):
+        self.n_seen, self.size = state["n_seen"], state["size"]
+        for name in ("images", "labels", "logits", "task_ids"):
+            setattr(self, name, None if state[name] is None else state[name].to(self.device))
 
     def nbytes(self):
         return sum(t.element_size() * t.nelement() for t in

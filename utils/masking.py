@@ -28,6 +28,13 @@ class Mask:
     def update_class_counts(self, counts):
         """Called at each task start with n_j, the class counts of the training distribution."""
 
+    def state_dict(self):
+        """What a checkpoint must keep of this mask (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned."""
+
     def __call__(self, logits, keep):
         raise NotImplementedError
 

@@ -34,12 +34,13 @@ def git_revision():
     return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
-def build_record(args, class_il, task_il, time_s, train_time_s):
+def build_record(args, outcome, time_s):
+    """The results line of a run; `outcome` is what the training loop returned."""
     return json_safe({
         "model": args.model, "dataset": args.dataset, "mask": args.mask, "mask_value": args.mask_value,
         "mask_buffer": args.mask_buffer, "buffer_size": args.buffer_size, "seed": args.seed, "args": vars(args),
-        "class_il": class_il, "task_il": task_il, "time_s": time_s, "train_time_s": train_time_s,
-        "git": git_revision(),
+        "class_il": outcome["class_il"], "task_il": outcome["task_il"], "time_s": time_s,
+        "train_time_s": outcome["train_time_s"], "skipped_steps": outcome["skipped_steps"], "git": git_revision(),
     })
 
 

@@ -1,15 +1,35 @@
-"""The loop: tasks → epochs → observe, then evaluation of every task (future ones too, for FWT)."""
+"""The loop: tasks → epochs → observe, then evaluation of every task (future ones too, for FWT).
+
+The loop's whole position lives in `progress` (task, epoch, step, the epoch's order, the rows so far),
+so a checkpoint written after any step continues exactly where the run stopped.
+"""
 import random
+import signal
 import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.base import NonFiniteLoss
+from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.metrics import summarize
+from utils.results import json_safe
 
 EVAL_BATCH = 512
 LOG_EVERY = 20
+
+
+class NumericsError(Exception):
+    """A non-finite loss or stream logits; the message says where and gives every loss term."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: a checkpoint was written at `path`; exit with `status`."""
+
+    def __init__(self, status, path):
+        super().__init__(path)
+        self.status, self.path = status, path
 
 
 def set_seed(seed):
@@ -44,13 +64,18 @@ def evaluate(model, dataset, last_trained):
     return class_il, task_il
 
 
-def task_scheduler(optimizer, args):
-    """Restart the lr at --lr and, with milestones, divide it by 10 at each of them (per task)."""
-    for group in optimizer.param_groups:
-        group["lr"] = args.lr
+def task_scheduler(optimizer, args, state=None):
+    """With milestones, MultiStepLR dividing the lr by 10 at each (per task). A new task restarts
+    the lr at --lr; `state` restores a checkpointed scheduler instead."""
+    if state is None:
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr
     if not args.lr_milestones:
         return None
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, args.lr_milestones, gamma=0.1)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, args.lr_milestones, gamma=0.1)
+    if state is not None:
+        scheduler.load_state_dict(state)
+    return scheduler
 
 
 def training_indices(model, dataset, task):
@@ -59,38 +84,130 @@ def training_indices(model, dataset, task):
     return dataset.task_indices(task)
 
 
-def train(model, dataset, args, log=print):
-    """Train task by task; returns the Class-IL and Task-IL summaries and the training time (s)."""
-    n_tasks, splits = dataset.N_TASKS, dataset.splits
-    generator = torch.Generator().manual_seed(args.seed)
-    baseline_class_il, baseline_task_il = evaluate(model, dataset, -1)
-    class_rows, task_rows, train_time = [], [], 0.0
-    model.train()
-    for task in range(n_tasks):
-        start = time.perf_counter()
-        indices = training_indices(model, dataset, task)
-        model.begin_task(task, splits.train_labels[indices])
-        scheduler = task_scheduler(model.opt, args)
+class StopSignals:
+    """SIGINT and SIGTERM only set a flag: the loop finishes its step, checkpoints and stops."""
+    STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in self.STATUS}
+        return self
+
+    def handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+class Trainer:
+    def __init__(self, model, dataset, args, log=print):
+        self.model, self.dataset, self.args, self.log = model, dataset, args, log
+        self.generator = torch.Generator().manual_seed(args.seed)
+        self.scheduler = None
+        self.progress = None
+
+    def checkpoint(self, directory):
+        """Write the state after the last finished step (training time counted up to now)."""
+        self.account_time()
+        state = {"model": self.model.checkpoint_state(), "generator": self.generator.get_state(),
+                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                 "rng": rng_states(), "progress": self.progress, "args": json_safe(vars(self.args))}
+        path = save_checkpoint(directory, state)
+        self.clock = time.perf_counter()
+        return path
+
+    def restore(self, state):
+        self.model.load_checkpoint_state(state["model"])
+        self.generator.set_state(state["generator"])
+        set_rng_states(state["rng"])
+        self.progress = state["progress"]
+        if self.progress["order"] is not None:
+            self.progress["order"] = self.progress["order"].to(self.model.device)
+        return state["scheduler"]
+
+    def account_time(self):
+        synchronize(self.model.device)
+        now = time.perf_counter()
+        self.progress["train_time_s"] += now - self.clock
+        self.clock = now
+
+    def run(self, resume_state=None):
+        """Train task by task; returns the Class-IL and Task-IL summaries, the training time (s)
+        and the number of skipped steps."""
+        scheduler_state = None
+        if resume_state is None:
+            baseline = evaluate(self.model, self.dataset, -1)
+            self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
+                             "class_rows": [], "task_rows": [], "baseline": list(baseline), "train_time_s": 0.0}
+        else:
+            scheduler_state = self.restore(resume_state)
+        self.model.train()
+        self.clock = time.perf_counter()
+        with StopSignals() as self.signals:
+            while self.progress["task"] < self.dataset.N_TASKS:
+                self.train_task(scheduler_state)
+                scheduler_state = None
+        baseline_class_il, baseline_task_il = self.progress["baseline"]
+        return {"class_il": summarize(self.progress["class_rows"], baseline_class_il),
+                "task_il": summarize(self.progress["task_rows"], baseline_task_il),
+                "train_time_s": self.progress["train_time_s"], "skipped_steps": self.model.skipped_steps}
+
+    def train_task(self, scheduler_state):
+        progress, args, splits = self.progress, self.args, self.dataset.splits
+        task, n_tasks = progress["task"], self.dataset.N_TASKS
+        indices = training_indices(self.model, self.dataset, task)
+        if progress["task_started"]:
+            self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
+        else:
+            self.model.begin_task(task, splits.train_labels[indices])
+            self.scheduler = task_scheduler(self.model.opt, args)
+            progress.update(task_started=True, epoch=0, step=0, order=None)
         n_batches = -(-len(indices) // args.batch_size)
-        bar = tqdm(total=args.n_epochs * n_batches, desc=f"Task {task + 1}/{n_tasks}",
-                   disable=args.non_verbose, leave=False, dynamic_ncols=True)
-        for epoch in range(args.n_epochs):
-            order = indices[torch.randperm(len(indices), generator=generator).to(indices.device)]
-            for step, batch in enumerate(order.split(args.batch_size)):
-                loss = model.observe(splits.train_images[batch], splits.train_labels[batch])
-                if not args.non_verbose and step % LOG_EVERY == 0:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
-                bar.update()
-            if scheduler is not None:
-                scheduler.step()
+        bar = tqdm(total=args.n_epochs * n_batches, initial=progress["epoch"] * n_batches + progress["step"],
+                   desc=f"Task {task + 1}/{n_tasks}", disable=args.non_verbose, leave=False, dynamic_ncols=True)
+        while progress["epoch"] < args.n_epochs:
+            if progress["order"] is None:
+                progress["order"] = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
+            batches = progress["order"].split(args.batch_size)
+            while progress["step"] < len(batches):
+                self.train_step(batches[progress["step"]], bar)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            progress.update(epoch=progress["epoch"] + 1, step=0, order=None)
+            if args.checkpoint_dir:
+                self.checkpoint(args.checkpoint_dir)
         bar.close()
-        model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
-        synchronize(model.device)
-        train_time += time.perf_counter() - start
-        class_il, task_il = evaluate(model, dataset, task)
-        class_rows.append(class_il)
-        task_rows.append(task_il)
-        log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
-            f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
-    return {"class_il": summarize(class_rows, baseline_class_il), "task_il": summarize(task_rows, baseline_task_il),
-            "train_time_s": train_time}
+        self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
+        self.account_time()
+        class_il, task_il = evaluate(self.model, self.dataset, task)
+        progress["class_rows"].append(class_il)
+        progress["task_rows"].append(task_il)
+        progress.update(task=task + 1, task_started=False)
+        self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
+                 f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
+        if args.checkpoint_dir:
+            self.checkpoint(args.checkpoint_dir)
+        self.clock = time.perf_counter()
+
+    def train_step(self, batch, bar):
+        progress, splits = self.progress, self.dataset.splits
+        try:
+            loss = self.model.observe(splits.train_images[batch], splits.train_labels[batch])
+        except NonFiniteLoss as error:
+            raise NumericsError(f"non-finite loss or logits at task {progress['task'] + 1}, epoch "
+                                f"{progress['epoch'] + 1}, step {progress['step'] + 1}: {error} "
+                                f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
+        progress["step"] += 1
+        if not self.args.non_verbose and progress["step"] % LOG_EVERY == 1:
+            bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
+        bar.update()
+        if self.signals.received is not None:
+            bar.close()
+            directory = self.args.checkpoint_dir or default_checkpoint_dir(self.args)
+            raise Interrupted(StopSignals.STATUS[self.signals.received], self.checkpoint(directory))
+
+
+def default_checkpoint_dir(args):
+    return f"checkpoints/{args.model}-{args.dataset}-seed{args.seed}"

@@ -15,6 +15,12 @@ class BalancedMask(Mask):
     def update_class_counts(self, counts):
         self.log_counts = counts.float().log()
 
+    def state_dict(self):
+        return {"log_counts": self.log_counts}
+
+    def load_state_dict(self, state):
+        self.log_counts = state["log_counts"]
+
     def __call__(self, logits, keep):
         if self.log_counts is None:
             raise RuntimeError("balanced mask used before update_class_counts() gave it class counts")

@@ -1,0 +1,129 @@
+"""Checkpoints: kill-and-resume equality, damaged files, refused pickles, the numerics guard, signals."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from tests.helpers import read_records, run_cli
+from utils.checkpoint import CheckpointError, checkpoint_paths, load_latest, save_checkpoint
+
+RUN = ["--model", "derpp", "--mask", "balanced", "--buffer_size", "40", "--n_epochs", "25", "--seed", "5",
+       "--non_verbose"]
+
+
+def start(flags, results):
+    return subprocess.Popen([sys.executable, "main.py", *flags, "--results_path", str(results)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(process, directory, predicate):
+    """SIGKILL the run as soon as predicate(newest checkpoint state) holds; False if it ended first."""
+    while process.poll() is None:
+        paths = checkpoint_paths(directory)
+        if paths:
+            try:
+                state = torch.load(paths[-1], map_location="cpu", weights_only=True)
+            except Exception:
+                state = None
+            if state is not None and predicate(state["progress"]):
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return True
+        time.sleep(0.005)
+    return False
+
+
+def test_killed_runs_resume_to_the_identical_matrix(tmp_path):
+    reference = run_cli(*RUN, "--results_path", str(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    expected = read_records(tmp_path / "reference")[0]
+    directory = tmp_path / "checkpoints"
+    flags = RUN + ["--checkpoint_dir", str(directory)]
+    first = start(flags, tmp_path / "resumed")
+    assert kill_when(first, directory, lambda p: p["task"] == 0 and p["epoch"] >= 3), "run ended before the kill"
+    second = start(flags + ["--resume"], tmp_path / "resumed")
+    assert kill_when(second, directory, lambda p: p["task"] >= 2), "resumed run ended before the kill"
+    assert read_records(tmp_path / "resumed") == []
+    final = run_cli(*flags, "--resume", "--results_path", str(tmp_path / "resumed"))
+    assert final.returncode == 0, final.stderr
+    resumed = read_records(tmp_path / "resumed")
+    assert len(resumed) == 1
+    assert resumed[0]["class_il"]["matrix"] == expected["class_il"]["matrix"]
+    assert resumed[0]["task_il"]["matrix"] == expected["task_il"]["matrix"]
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous(tmp_path):
+    save_checkpoint(tmp_path, {"n": torch.tensor(1)})
+    newest = save_checkpoint(tmp_path, {"n": torch.tensor(2)})
+    with open(newest, "r+b") as f:
+        f.truncate(os.path.getsize(newest) // 2)
+    with pytest.warns(UserWarning, match="unusable checkpoint"):
+        state, path = load_latest(tmp_path)
+    assert state["n"].item() == 1 and path != newest
+    assert len(checkpoint_paths(tmp_path)) == 2 and not any(p.endswith(".tmp") for p in os.listdir(tmp_path))
+
+
+class Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"progress": Exploit(marker)}, tmp_path / "checkpoint-000000.pt")
+    with pytest.warns(UserWarning, match="unusable checkpoint"), pytest.raises(CheckpointError):
+        load_latest(tmp_path)
+    assert not marker.exists()
+
+
+def test_non_finite_loss_stops_with_exit_3_and_names_the_terms(tmp_path):
+    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--non_verbose",
+                     "--results_path", str(tmp_path))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    for word in ("non-finite", "task 1", "epoch 1", "step", "ce=", "--nan_policy skip"):
+        assert word in result.stderr
+    assert read_records(tmp_path) == []
+
+
+def test_nan_policy_skip_counts_skipped_steps(tmp_path):
+    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--n_epochs", "1", "--non_verbose",
+                     "--nan_policy", "skip", "--results_path", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    record = read_records(tmp_path)[0]
+    assert record["skipped_steps"] > 0
+
+
+def test_resume_with_other_flags_is_refused(tmp_path):
+    directory = tmp_path / "checkpoints"
+    done = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose",
+                   "--checkpoint_dir", str(directory), "--results_path", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    refused = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose", "--seed", "9",
+                      "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "--seed 0 (now 9)" in refused.stderr
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_checkpoints_and_exits(tmp_path, sig, status):
+    directory = tmp_path / "checkpoints"
+    process = start(RUN + ["--checkpoint_dir", str(directory)], tmp_path)
+    while process.poll() is None and not checkpoint_paths(directory):
+        time.sleep(0.005)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == status, err
+    assert "--resume" in out + err
+    state, _ = load_latest(directory)
+    assert state["progress"]["task"] < 5
+    resumed = run_cli(*RUN, "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
