@@ -69,6 +69,8 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
+    if args.amp == "fp16" and not args.device.startswith("cuda"):
+        parser.error("argument --amp: 'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)")
 
 
 def one_line_warnings(message, category, filename, lineno, line=None):

@@ -72,9 +72,9 @@ class ContinualDataset:
         return nn.Sequential(K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
                              K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2))
 
-    def prepare(self, device):
-        """Load the splits onto `device` and build the augmentation there."""
-        self.splits = Splits(*(t.to(device) for t in self.load_splits()))
+    def prepare(self, device, splits=None):
+        """Load the splits (or use the given ones) onto `device` and build the augmentation there."""
+        self.splits = Splits(*(t.to(device) for t in (splits or self.load_splits())))
         self.augmentation = self.train_augmentation().to(device)
         self.strong = self.strong_augmentation().to(device)
         self.mean = torch.tensor(self.MEAN, device=device).view(1, -1, 1, 1)

@@ -1,7 +1,6 @@
 import contextlib
 import io
 
-import torch
 from torchvision.datasets import MNIST
 
 from backbone.mlp import MLP

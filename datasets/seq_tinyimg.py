@@ -1,11 +1,11 @@
 import os
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 
 import kornia.augmentation as K
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
@@ -17,12 +17,7 @@ ZIP_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 FOLDER = "tiny-imagenet-200"
 
 
-def decode(path):
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except OSError as error:
-        raise DataError(f"{path}: not a readable image ({error})") from None
+DECODE_CHUNK = 2048
 
 
 def read_lines(path):
@@ -56,11 +51,30 @@ def parse_folder(folder):
     return (train_files, train_labels), (val_files, val_labels)
 
 
+def decode_chunk(files):
+    """torchvision's batched JPEG decoder (grayscale images become RGB); a failure names its file.
+
+    torchvision 0.29 deprecates its decoders for TorchCodec; they are kept here because they are
+    3× faster than PIL on this data (19 s instead of 60 s for TinyImageNet's 110k images)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision.*")
+        data = [read_file(path) for path in files]
+        try:
+            return torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
+        except RuntimeError:
+            for path, raw in zip(files, data):
+                try:
+                    image = decode_jpeg(raw, mode=ImageReadMode.RGB)
+                except RuntimeError as error:
+                    raise DataError(f"{path}: not a readable JPEG ({error})") from None
+                if image.shape != (3, 64, 64):
+                    raise DataError(f"{path}: {tuple(image.shape[1:])} pixels, expected 64×64")
+            raise
+
+
 def decode_all(files):
-    """uint8 [N, 3, 64, 64] from JPEG files, decoded on every core."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        images = np.stack(list(pool.map(decode, files, chunksize=256)))
-    return images.transpose(0, 3, 1, 2).copy()
+    """uint8 [N, 3, 64, 64] from JPEG files."""
+    return torch.cat([decode_chunk(files[i:i + DECODE_CHUNK]) for i in range(0, len(files), DECODE_CHUNK)]).numpy()
 
 
 def save_atomically(path, array):

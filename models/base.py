@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
 from utils.masking import ace_keep, build_mask, masked_cross_entropy, task_keep
 
@@ -29,7 +30,7 @@ class ContinualModel(nn.Module):
 
     def __init__(self, backbone, args, dataset, device):
         super().__init__()
-        self.net = backbone.to(device)
+        self.net = PrecisionWrapper(backbone.to(device), device, args.amp, args.channels_last, args.compile)
         self.args = args
         self.device = torch.device(device)
         self.augment = dataset.augment
@@ -39,6 +40,7 @@ class ContinualModel(nn.Module):
         self.strong_augment = dataset.augment_strong
         self.mask = build_mask(args.mask, args.mask_value)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
+        self.scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
         self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
         self.task = 0
         self.skipped_steps = 0
@@ -112,19 +114,27 @@ class ContinualModel(nn.Module):
             self.skipped_steps += 1
             return loss.detach()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        if self.scaler is None:
+            loss.backward()
+            self.opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
         return loss.detach()
 
     def checkpoint_state(self):
         """Everything needed to continue exactly: module tensors, optimizer, buffer, mask, counters."""
         return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
+                "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "skipped_steps": self.skipped_steps, "mask": self.mask.state_dict(),
                 "buffer": None if self.buffer is None else self.buffer.state_dict()}
 
     def load_checkpoint_state(self, state):
         self.load_state_dict(state["module"])
         self.opt.load_state_dict(state["opt"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.task, self.skipped_steps = state["task"], state["skipped_steps"]
         self.mask.load_state_dict(state["mask"])
         if self.buffer is not None:

@@ -22,7 +22,7 @@ class Der(ContinualModel):
         stream_logits = self.net(stream_x)
         terms = {"ce": self.stream_loss(stream_logits, labels)}
         if draw is not None:
-            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), draw.logits)
+            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]), draw.logits)
         loss = self.step(**terms)
         self.remember(images, labels, stream_logits.detach())
         return loss

@@ -24,7 +24,7 @@ class Derpp(ContinualModel):
         terms = {"ce": self.stream_loss(stream_logits, labels)}
         if draws:
             first, second = draws
-            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]).float(), first.logits)
+            terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]), first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels)
         loss = self.step(**terms)
         self.remember(images, labels, stream_logits.detach())

@@ -91,12 +91,12 @@ class XDer(ContinualModel):
         n_past, n_seen = self.task * self.classes_per_task, (self.task + 1) * self.classes_per_task
         draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
         stream_x, *replay_x = self.augment_together(images, *(d.images for d in draws))
-        outputs = self.net(stream_x).float()
+        outputs = self.net(stream_x)
         terms = {"ce": self.stream_loss(outputs, labels)}
         good, bad = outputs[:, self.head(self.task)], outputs[:, n_seen:]
         if draws:
             first, second = draws
-            first_out, second_out = self.net(replay_x[0]).float(), self.net(replay_x[1]).float()
+            first_out, second_out = self.net(replay_x[0]), self.net(replay_x[1])
             terms["mse"] = self.args.alpha * F.mse_loss(first_out, first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
             unique = first_occurrences(torch.cat([first.indices, second.indices]))
@@ -134,7 +134,7 @@ class XDer(ContinualModel):
             images, labels = torch.cat([draw.images, images]), torch.cat([draw.labels, labels])
         views = self.strong_augment(images.repeat_interleave(self.args.simclr_num_aug, dim=0))
         with frozen_bn_stats(self.net):
-            outputs = self.net(views).float()
+            outputs = self.net(views)
         future = outputs.view(len(labels), self.args.simclr_num_aug, -1)[:, :, (self.task + 1) * self.classes_per_task:]
         heads = future.split(self.classes_per_task, dim=2)
         total = sum(supcon_loss(F.normalize(h, dim=2), labels, self.args.simclr_temp) for h in heads)
@@ -189,4 +189,4 @@ class XDer(ContinualModel):
         return order[by_class[rank < limit]]
 
     def chunked_forward(self, images, chunk=256):
-        return torch.cat([self.net(self.augment(part)).float() for part in images.split(chunk)])
+        return torch.cat([self.net(self.augment(part)) for part in images.split(chunk)])

@@ -30,6 +30,16 @@ def run_cli(*flags, cwd=ROOT):
     return subprocess.run([sys.executable, "main.py", *flags], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+class Exploit:
+    """Pickles to a call of os.system: loading it must be refused before `marker` is touched."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 def all_finite(summary):
     values = [v for row in summary["matrix"] for v in row]
     values += [summary[k] for k in ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")]

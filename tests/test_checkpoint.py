@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from tests.helpers import read_records, run_cli
+from tests.helpers import Exploit, read_records, run_cli
 from utils.checkpoint import CheckpointError, checkpoint_paths, load_latest, save_checkpoint
 
 RUN = ["--model", "derpp", "--mask", "balanced", "--buffer_size", "40", "--n_epochs", "25", "--seed", "5",
@@ -66,14 +66,6 @@ def test_truncated_checkpoint_falls_back_to_the_previous(tmp_path):
         state, path = load_latest(tmp_path)
     assert state["n"].item() == 1 and path != newest
     assert len(checkpoint_paths(tmp_path)) == 2 and not any(p.endswith(".tmp") for p in os.listdir(tmp_path))
-
-
-class Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):

@@ -46,7 +46,6 @@ WNIDS = ["n02", "n01", "n03"]
 def write_tinyimg(root, per_class=4, size=64):
     """The official layout: wnids.txt, train/<wnid>/images/<wnid>_<i>.JPEG, val/images + annotations."""
     folder = root / "tiny-imagenet-200"
-    rng = np.random.default_rng(0)
     (folder / "val" / "images").mkdir(parents=True)
     (folder / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
     colours = {}

@@ -14,7 +14,7 @@ import main
 from datasets import get_dataset_class, get_dataset_names
 from datasets.base import DataError, DataWarning
 from tests.conftest import ROOT
-from tests.helpers import all_finite, run_main
+from tests.helpers import Exploit, all_finite, run_main
 
 MINI = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10-mini")
 CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -72,14 +72,6 @@ def test_cifar10_truncated_file_is_named(tmp_path):
         f.truncate(1000)
     with pytest.warns(DataWarning), pytest.raises(DataError, match="test_batch: not a readable CIFAR batch"):
         cifar10(tmp_path).load_splits()
-
-
-class Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path):

@@ -66,6 +66,12 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
     run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
+                       help="autocast the network: bf16 (CPU and CUDA; the value when --amp is given alone) "
+                            "or fp16 with a gradient scaler (CUDA only)")
+    speed.add_argument("--channels_last", action="store_true", help="channels_last memory format for images")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     safety = parser.add_argument_group("checkpoints and numerics")
     safety.add_argument("--checkpoint_dir", help="write a checkpoint after every epoch and task into this folder")
     safety.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --checkpoint_dir")

@@ -54,7 +54,7 @@ def evaluate(model, dataset, last_trained):
     class_il, task_il = [], []
     for task in range(dataset.N_TASKS):
         indices = dataset.task_indices(task, train=False)
-        logits = torch.cat([model(dataset.normalize(splits.test_images[chunk])).float()
+        logits = torch.cat([model(dataset.normalize(splits.test_images[chunk]))
                             for chunk in indices.split(EVAL_BATCH)])
         labels = splits.test_labels[indices]
         n_visible = (max(last_trained, task) + 1) * cpt

@@ -1,0 +1,69 @@
+"""--amp, --channels_last, --compile give finite results; masks stay exact under autocast; the benchmark runs."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from backbone.precision import PrecisionWrapper
+from backbone.resnet18 import ResNet18
+from tests.conftest import ROOT
+from tests.helpers import all_finite, run_main
+from utils.masking import build_mask, get_mask_names, masked_cross_entropy, task_keep
+
+
+@pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])
+@pytest.mark.parametrize("model", ["derpp", "xder"])
+def test_speed_flags_train_to_finite_results(tmp_path, model, flags):
+    record = run_main(tmp_path, "--model", model, "--buffer_size", "20", "--n_epochs", "1", *flags)
+    assert all_finite(record["class_il"]) and all_finite(record["task_il"])
+
+
+def test_compile_trains_on_cpu(tmp_path):
+    record = run_main(tmp_path, "--model", "er", "--buffer_size", "20", "--n_epochs", "1", "--compile")
+    assert all_finite(record["class_il"])
+
+
+def test_wrapper_returns_fp32_logits_in_channels_last():
+    net = PrecisionWrapper(ResNet18(10, nf=4), "cpu", amp="bf16", channels_last=True)
+    out = net(torch.randn(2, 3, 32, 32))
+    assert out.dtype == torch.float32 and out.shape == (2, 10)
+    assert net.net.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert set(net.state_dict()) == {f"net.{key}" for key in net.net.state_dict()}
+
+
+@pytest.mark.parametrize("name", get_mask_names())
+def test_masks_are_exact_under_autocast(name):
+    torch.manual_seed(0)
+    logits = torch.randn(6, 10).to(torch.bfloat16).float()
+    labels = torch.tensor([0, 1, 2, 3, 8, 9])
+    keep = task_keep(labels, 2, 10)
+    options = {"counts": torch.arange(1, 11)} if name == "balanced" else {}
+
+    def loss_and_grad(autocast):
+        z = logits.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = masked_cross_entropy(z, labels, keep, build_mask(name, -1.5, **options))
+        loss.backward()
+        return loss, z.grad
+
+    loss, grad = loss_and_grad(True)
+    reference_loss, reference_grad = loss_and_grad(False)
+    assert loss.dtype == torch.float32
+    assert torch.equal(loss, reference_loss) and torch.equal(grad, reference_grad)
+
+
+def test_fp16_needs_cuda(tmp_path, capsys):
+    import main
+    with pytest.raises(SystemExit):
+        main.main(["--model", "sgd", "--amp", "fp16", "--device", "cpu"])
+    assert "--amp" in capsys.readouterr().err
+
+
+def test_benchmark_prints_its_table():
+    result = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "er", "derpp", "--widths", "4",
+                             "--precisions", "fp32", "bf16", "--steps", "1", "--warmup", "1", "--buffer_size", "20"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for word in ("device:", "suite img/s", "bare img/s", "suite/bare", "peak MB", "derpp", "bf16", "3088 + 40"):
+        assert word in result.stdout

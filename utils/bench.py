@@ -1,0 +1,166 @@
+"""python -m utils.bench: the suite's training step against the bare step on seq-cifar10 shapes.
+
+Suite step: index a stream batch out of the uint8 dataset on the device, model.observe (buffer draws,
+one kornia call, forwards, masked CE, backward, SGD step, buffer insertion), in the steady state of
+the second task with a full buffer. Bare step: the same forward shapes on in-memory float tensors,
+plain CE, backward, SGD step. The two alternate step by step and the medians are compared. Every
+configuration runs in a fresh process (peak memory is its own).
+"""
+import argparse
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from tabulate import tabulate
+
+BATCH = 32
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def build(model_name, width, precision, options):
+    import main
+    from datasets.base import Splits
+
+    argv = ["--model", model_name, "--dataset", "seq-cifar10", "--nf", str(width), "--buffer_size",
+            str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size", str(BATCH), "--non_verbose",
+            "--device", options.device, "--data_path", options.data_path or "./data"]
+    if precision == "bf16":
+        argv += ["--amp", "--channels_last"]
+    args, model_cls, dataset_cls = main.parse_args(argv)
+    dataset = dataset_cls(args)
+    generator = torch.Generator().manual_seed(0)
+    if options.data_path:
+        splits = None
+    else:
+        labels = torch.arange(10).repeat(1000)
+        images = torch.randint(0, 256, (len(labels), 3, 32, 32), dtype=torch.uint8, generator=generator)
+        splits = Splits(images, labels, images[:100], labels[:100])
+    dataset.prepare(args.device, splits)
+    model = model_cls(dataset.get_backbone(), args, dataset, args.device)
+    past = dataset.task_indices(0)[:options.buffer_size]
+    logits = torch.randn(len(past), dataset.n_classes, device=args.device)
+    model.buffer.add(dataset.splits.train_images[past], dataset.splits.train_labels[past],
+                     torch.zeros_like(past), None if model_name == "er" else logits)
+    model.begin_task(1, dataset.splits.train_labels[dataset.task_indices(1)])
+    return model, dataset, args
+
+
+def bare_shapes(model_name, args):
+    """Batch sizes of the forwards the model makes per step."""
+    if model_name == "er":
+        return [2 * BATCH]
+    if model_name == "derpp":
+        return [BATCH] * 3
+    views = (min(args.simclr_batch_size, BATCH) + min(args.simclr_batch_size, args.buffer_size)) * args.simclr_num_aug
+    return [BATCH] * 3 + [views]
+
+
+def timed_pair(first, second, warmup, steps, device):
+    """Median seconds per step of two step functions, run alternately so that drifts in the
+    machine's load hit both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    times = ([], [])
+    for _ in range(steps):
+        for step, record in zip((first, second), times):
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(model_name, width, precision, options):
+    """One configuration: seconds per suite step and per bare step, peak memory, buffer bytes per image."""
+    torch.manual_seed(0)
+    model, dataset, args = build(model_name, width, precision, options)
+    if torch.device(args.device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    order = dataset.task_indices(1)
+    position = [0]
+
+    def suite_step():
+        batch = order[position[0] % (len(order) - BATCH):][:BATCH]
+        position[0] += BATCH
+        model.observe(dataset.splits.train_images[batch], dataset.splits.train_labels[batch])
+
+    from backbone.precision import PrecisionWrapper
+    net = PrecisionWrapper(dataset.get_backbone().to(args.device), args.device, args.amp, args.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    inputs = [torch.randn(n, 3, 32, 32, device=args.device) for n in bare_shapes(model_name, args)]
+    targets = [torch.randint(0, 10, (n,), device=args.device) for n in bare_shapes(model_name, args)]
+
+    def bare_step():
+        loss = sum(F.cross_entropy(net(x), y) for x, y in zip(inputs, targets))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    suite, bare = timed_pair(suite_step, bare_step, options.warmup, options.steps, args.device)
+    if torch.device(args.device).type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    image_bytes = model.buffer.images[0].nelement() + 2 * model.buffer.labels.element_size()
+    return {"suite": suite, "bare": bare, "peak_mb": peak, "bytes_per_image": image_bytes,
+            "logit_bytes": 0 if model.buffer.logits is None else model.buffer.logits[0].nbytes}
+
+
+def run_isolated(config, options):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, (*config, options))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["er", "derpp", "xder"], choices=["er", "derpp", "xder"])
+    parser.add_argument("--widths", nargs="+", type=int, default=[64, 20])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                        help="bf16 means --amp --channels_last")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--buffer_size", type=int, default=500)
+    parser.add_argument("--data_path", help="a CIFAR-10 folder; default: random uint8 images")
+    parser.add_argument("--device", default="auto")
+    options = parser.parse_args(argv)
+    device = options.device if options.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    machine = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu_name()
+    print(f"device: {machine} | torch {torch.__version__} | {torch.get_num_threads()} threads | "
+          f"batch {BATCH}, minibatch {BATCH}, buffer {options.buffer_size}, {options.steps} steps after "
+          f"{options.warmup} warm-up")
+    rows, fp32_speed = [], {}
+    for model_name in options.models:
+        for width in options.widths:
+            for precision in options.precisions:
+                result = run_isolated((model_name, width, precision), options)
+                speed = BATCH / result["suite"]
+                fp32_speed.setdefault((model_name, width), speed if precision == "fp32" else None)
+                base = fp32_speed[(model_name, width)]
+                rows.append([model_name, width, precision, f"{speed:.1f}", f"{BATCH / result['bare']:.1f}",
+                             f"{result['suite'] / result['bare']:.3f}",
+                             "" if precision == "fp32" or not base else f"{speed / base:.2f}×",
+                             f"{result['peak_mb']:.0f}", f"{result['bytes_per_image']} + {result['logit_bytes']}"])
+    print(tabulate(rows, headers=["model", "width", "precision", "suite img/s", "bare img/s", "suite/bare",
+                                  "vs fp32", "peak MB", "buffer B/img (+logits)"], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()
