@@ -108,7 +108,8 @@ def test_resume_with_other_flags_is_refused(tmp_path):
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_checkpoints_and_exits(tmp_path, sig, status):
     directory = tmp_path / "checkpoints"
-    process = start(RUN + ["--checkpoint_dir", str(directory)], tmp_path)
+    short_run = RUN[:RUN.index("--n_epochs")] + ["--n_epochs", "8"] + RUN[RUN.index("--n_epochs") + 2:]
+    process = start(short_run + ["--checkpoint_dir", str(directory)], tmp_path)
     while process.poll() is None and not checkpoint_paths(directory):
         time.sleep(0.005)
     process.send_signal(sig)
@@ -117,5 +118,5 @@ def test_signal_checkpoints_and_exits(tmp_path, sig, status):
     assert "--resume" in out + err
     state, _ = load_latest(directory)
     assert state["progress"]["task"] < 5
-    resumed = run_cli(*RUN, "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
+    resumed = run_cli(*short_run, "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
