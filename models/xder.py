@@ -51,6 +51,15 @@ def frozen_bn_stats(net):
             m.track_running_stats = True
 
 
+def rank_within_class(labels):
+    """For each entry, how many entries of the same class come before it."""
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(labels), device=labels.device) - torch.searchsorted(sorted_labels, sorted_labels)
+    return rank
+
+
 def first_occurrences(indices):
     """Mask of the entries of `indices` not seen earlier in it."""
     equal = indices[:, None] == indices[None, :]
@@ -168,10 +177,7 @@ class XDer(ContinualModel):
 
     def balanced_subset(self, labels, per_class):
         """Indices of the first `per_class` entries of each class."""
-        order = torch.argsort(labels, stable=True)
-        sorted_labels = labels[order]
-        rank = torch.arange(len(labels), device=labels.device) - torch.searchsorted(sorted_labels, sorted_labels)
-        return torch.sort(order[rank < per_class]).values
+        return torch.nonzero(rank_within_class(labels) < per_class).flatten()
 
     def new_entries(self, labels):
         """Indices of this task's samples for the free slots, as equal per class as possible
@@ -182,11 +188,7 @@ class XDer(ContinualModel):
         quota[torch.randperm(len(classes), device=self.device)[:free % len(classes)]] += 1
         order = torch.randperm(len(labels), device=self.device)
         shuffled = labels[order]
-        by_class = torch.argsort(shuffled, stable=True)
-        sorted_labels = shuffled[by_class]
-        rank = torch.arange(len(labels), device=self.device) - torch.searchsorted(sorted_labels, sorted_labels)
-        limit = quota[torch.searchsorted(classes, sorted_labels)]
-        return order[by_class[rank < limit]]
+        return order[rank_within_class(shuffled) < quota[torch.searchsorted(classes, shuffled)]]
 
     def chunked_forward(self, images, chunk=256):
         return torch.cat([self.net(self.augment(part)) for part in images.split(chunk)])

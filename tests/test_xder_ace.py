@@ -92,3 +92,8 @@ def test_ace_keep_set_on_a_hand_made_batch():
     model.seen_classes[:] = False
     assert model.stream_keep(torch.tensor([0, 1])).all()
     assert model.stream_keep(torch.tensor([0])).tolist() == [[True, False, True, True, True, True]]
+
+
+def test_rank_within_class():
+    from models.xder import rank_within_class
+    assert rank_within_class(torch.tensor([2, 0, 2, 2, 0, 1])).tolist() == [0, 0, 1, 2, 1, 0]
