@@ -162,10 +162,7 @@ class XDer(ContinualModel):
             logits = self.chunked_forward(images[chosen])
             if task > 0:
                 logits = update_future_logits(logits, logits, labels[chosen], 0, task * self.classes_per_task, self.args.gamma)
-            start = self.buffer.size
-            slots = torch.arange(start, start + len(chosen), device=self.device)
-            self.buffer.write(slots, images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
-            self.buffer.size = self.buffer.n_seen = start + len(chosen)
+            self.buffer.append(images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
             past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
             if len(past):
                 outputs = self.chunked_forward(self.buffer.images[past])

@@ -61,3 +61,10 @@ def test_rows_with_non_finite_logits_are_never_stored():
     buffer.add(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), torch.zeros(4, dtype=torch.long), logits)
     assert buffer.size == 2 and buffer.n_seen == 2
     assert buffer.labels[:2].tolist() == [0, 3] and torch.isfinite(buffer.logits[:2]).all()
+
+
+def test_append_fills_the_next_free_slots():
+    buffer = Buffer(5, "cpu")
+    buffer.append(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([3, 4]), torch.zeros(2, dtype=torch.long))
+    buffer.append(torch.ones(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([7, 8]), torch.ones(2, dtype=torch.long))
+    assert buffer.size == buffer.n_seen == 4 and buffer.labels[:4].tolist() == [3, 4, 7, 8]

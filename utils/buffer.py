@@ -69,6 +69,12 @@ class Buffer:
         if logits is not None:
             self.logits[slots] = logits.detach().float().to(self.device)
 
+    def append(self, images, labels, task_ids, logits=None):
+        """Write a batch into the free slots after the current entries (no sampling)."""
+        slots = torch.arange(self.size, self.size + len(labels), device=self.device)
+        self.write(slots, images, labels, task_ids, logits)
+        self.size = self.n_seen = self.size + len(labels)
+
     def keep_only(self, indices):
         """Compact the buffer to the entries at `indices` (in that order); the rest is freed."""
         for name in ("images", "labels", "logits", "task_ids"):
