@@ -5,84 +5,11 @@ import sys
 import time
 import warnings
 
-from utils.args import ArgumentParser, add_experiment_args
-
-PROG = "main.py"
-DEFAULT_DATASET = "seq-digits"
-
-
-def build_parser(argv):
-    """The full parser: shared flags plus those of the model, dataset and mask named in argv."""
-    from datasets import DATASETS
-    from models import MODELS
-    from utils.masks import MASKS
-
-    registries = ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"))
-    preparser = ArgumentParser(add_help=False)
-    for _, flag in registries:
-        preparser.add_argument(flag)
-    preparser.add_argument("-h", "--help", action="store_true")
-    named, _ = preparser.parse_known_args(argv)
-    if named.dataset is None and not named.help:
-        named.dataset = DEFAULT_DATASET  # a bare --help imports nothing heavy
-    parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
-                            epilog="Add --model NAME --help to see that model's flags (likewise --dataset, --mask).")
-    add_experiment_args(parser, MODELS.names(), DATASETS.names(), MASKS.names(), DEFAULT_DATASET)
-    classes = []
-    for registry, flag in registries:
-        name = getattr(named, flag[2:])
-        cls = registry.get(name) if name in registry.names() else None
-        if cls is not None:
-            cls.add_args(parser.add_argument_group(f"{registry.kind} {name}"))
-        classes.append(cls)
-    return parser, classes
-
-
-def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
-    """Fill unset flags from --config, then the model and dataset; refuse what cannot run."""
-    import torch
-
-    from utils.config import ConfigError, apply_config
-
-    if args.resume and not args.checkpoint_dir:
-        parser.error("argument --resume: needs --checkpoint_dir, the folder of the run's checkpoints")
-    if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
-        parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
-                     f"model {args.model} replays, give a positive integer")
-    if args.config:
-        try:
-            args.config_source = apply_config(parser, args, argv)
-        except ConfigError as error:
-            parser.error(f"argument --config: {error}")
-    path = args.data_path
-    if os.path.exists(path) and not (os.path.isdir(path) and os.access(path, os.R_OK | os.W_OK | os.X_OK)):
-        parser.error(f"argument --data_path: {path!r} is not allowed: must be a readable, writable folder "
-                     f"(or a path where one can be made)")
-    args.mask = args.mask or model_cls.DEFAULT_MASK
-    args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
-    args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
-    args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
-    args.lr = args.lr or dataset_cls.LR
-    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
-    args.minibatch_size = args.minibatch_size or args.batch_size
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
-    if args.amp == "fp16" and not args.device.startswith("cuda"):
-        parser.error("argument --amp: 'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)")
+from utils.cli import PROG, parse_args
 
 
 def one_line_warnings(message, category, filename, lineno, line=None):
     return f"warning: {message}\n"
-
-
-def parse_args(argv):
-    """Validated args with every default resolved, and the model and dataset classes."""
-    parser, (model_cls, dataset_cls, _) = build_parser(argv)
-    args = parser.parse_args(argv)
-    resolve_defaults(parser, args, argv, model_cls, dataset_cls)
-    return args, model_cls, dataset_cls
 
 
 def fail(message, status):
@@ -104,22 +31,49 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args, model_cls, dataset_cls = parse_args(argv)
     warnings.formatwarning = one_line_warnings
+    from utils.training import StopSignals
 
+    with StopSignals() as signals:
+        return run(args, argv, model_cls, dataset_cls, signals)
+
+
+def load_resume_state(args, n_tasks):
+    """(checkpoint state or None, the line to print, whether the run's result is already written)."""
+    from utils.checkpoint import check_same_run, describe_position, load_latest, read_complete
+    from utils.results import json_safe
+
+    state, path = load_latest(args.checkpoint_dir)
+    if state is None:
+        return None, f"no checkpoint in {args.checkpoint_dir} yet: starting from the beginning", False
+    check_same_run(state["args"], json_safe(vars(args)))
+    done = read_complete(args.checkpoint_dir)
+    if state["progress"]["task"] >= n_tasks and done is not None:
+        return state, (f"the run is complete: its result is in {done['results_file']} (run_id {done['run_id']}); "
+                       f"nothing to do, nothing appended"), True
+    return state, f"resuming from {path} {describe_position(state['progress'], n_tasks, args.n_epochs)}", False
+
+
+def run(args, argv, model_cls, dataset_cls, signals):
     from datasets.base import DataError
-    from utils.checkpoint import CheckpointError, check_same_run, load_latest
-    from utils.results import append_record, build_record, format_table, json_safe
+    from utils.checkpoint import CheckpointError, mark_complete
+    from utils.environment import environment
+    from utils.results import build_record, format_table, save_record
+    from utils.run_identity import default_checkpoint_dir, key_hash, new_run_id, run_key, utc_now
     from utils.training import Interrupted, NumericsError, Trainer, set_seed
 
     start = time.perf_counter()
     if args.deterministic:
         make_deterministic()
     set_seed(args.seed)
+    identity = {"run_id": new_run_id(), "started_at": utc_now()}
     resume_state = None
     try:
         if args.resume:
-            resume_state, path = load_latest(args.checkpoint_dir)
-            check_same_run(resume_state["args"], json_safe(vars(args)))
-            print(f"resuming from {path}")
+            resume_state, message, complete = load_resume_state(args, dataset_cls.N_TASKS)
+            print(message)
+            if complete:
+                return 0
+            identity = (resume_state or {}).get("identity", identity)
         dataset = dataset_cls(args)
         dataset.prepare(args.device)
     except CheckpointError as error:
@@ -128,23 +82,39 @@ def main(argv=None):
         return fail(f"--dataset {args.dataset}: {error}", 2)
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     try:
-        outcome = Trainer(model, dataset, args).run(resume_state)
+        outcome = Trainer(model, dataset, args, signals, identity).run(resume_state)
     except NumericsError as error:
         return fail(str(error), 3)
     except Interrupted as stop:
-        directory = os.path.dirname(stop.path)
-        command = [a for a in argv if a != "--resume"]
-        if not args.checkpoint_dir:
-            command += ["--checkpoint_dir", directory]
-        print(f"{PROG}: interrupted; checkpoint written to {stop.path}; resume with: python {PROG} "
-              f"{shlex.join(command + ['--resume'])}", file=sys.stderr)
-        return stop.status
-    record = build_record(args, outcome, time.perf_counter() - start)
-    append_record(args.results_path, record)
-    print(f"\n{args.model} | {args.dataset} | mask {args.mask} (m={args.mask_value}, scope {args.mask_scope}) | "
+        return report_interruption(stop, args, argv)
+    record = build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
+                          key_hash(run_key(args)))
+    written, error = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))
+    if args.checkpoint_dir:
+        mark_complete(args.checkpoint_dir, written, identity["run_id"])
+    value = "" if args.mask_value is None else f"m={args.mask_value}, "
+    print(f"\n{args.model} | {args.dataset} | mask {args.mask} ({value}scope {args.mask_scope}) | "
           f"buffer {args.buffer_size} | seed {args.seed} | train {outcome['train_time_s']:.1f} s")
     print(format_table(record))
+    if error is not None:
+        return fail(f"could not append to {os.path.join(args.results_path, 'results.jsonl')} ({error}); the run's "
+                    f"result was saved to {written}: add it with `cat {written} >> <results folder>/results.jsonl`", 1)
     return 0
+
+
+def report_interruption(stop, args, argv):
+    if stop.path is None:
+        print(f"{PROG}: interrupted before the first training step: nothing was trained"
+              f"{' (the checkpoints are unchanged)' if args.resume else ', nothing written'}", file=sys.stderr)
+        return stop.status
+    directory = os.path.dirname(stop.path)
+    command = [a for a in argv if a != "--resume"]
+    if "--checkpoint_dir" not in command:
+        command += ["--checkpoint_dir", directory]
+    print(f"{PROG}: interrupted; checkpoint written to {stop.path}; resume with: python {PROG} "
+          f"{shlex.join(command + ['--resume'])}", file=sys.stderr)
+    return stop.status
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,7 +26,8 @@ class ContinualDataset:
 
     Task t holds classes [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK).
     N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is divided by 10, restarting
-    at every task) are the published defaults used when the flags are not given.
+    at every task) are the published defaults used when the flags are not given. CONVOLUTIONAL: the
+    backbone is a CNN (channels_last is then the default in fp32).
     """
     N_TASKS: int
     N_CLASSES_PER_TASK: int
@@ -36,6 +37,7 @@ class ContinualDataset:
     MEAN = (0.0,)
     STD = (1.0,)
     LR_MILESTONES = ()
+    CONVOLUTIONAL = False
 
     def __init__(self, args):
         self.args = args

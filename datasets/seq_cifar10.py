@@ -13,6 +13,7 @@ class SequentialCIFAR10(ContinualDataset):
     """CIFAR-10, 5 tasks × 2 classes, ResNet18; defaults of the DER paper (Buzzega et al. 2020):
     50 epochs, batch 32, lr 0.03."""
     N_TASKS = 5
+    CONVOLUTIONAL = True
     N_CLASSES_PER_TASK = 2
     N_EPOCHS = 50
     BATCH_SIZE = 32

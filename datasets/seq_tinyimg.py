@@ -104,6 +104,7 @@ class SequentialTinyImageNet(ContinualDataset):
     """TinyImageNet-200 (64×64), 10 tasks × 20 classes, ResNet18; the DER paper's protocol
     (Buzzega et al. 2020): 100 epochs, batch 32, lr 0.03. The official validation split is the test set."""
     N_TASKS = 10
+    CONVOLUTIONAL = True
     N_CLASSES_PER_TASK = 20
     N_EPOCHS = 100
     BATCH_SIZE = 32

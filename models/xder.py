@@ -68,7 +68,10 @@ def first_occurrences(indices):
 
 @register_model("xder")
 class XDer(ContinualModel):
-    """Defaults: the X-DER paper's seq-cifar100 configuration with buffer 500."""
+    """X-DER (Boschini et al. 2022): DER with past-head CE, update of buffered future logits, SupCon on
+    future heads and hinge constraints; class-balanced buffer filled at task ends.
+
+    Defaults: the X-DER paper's seq-cifar100 configuration with buffer 500."""
     NEEDS_BUFFER = True
     DEFAULT_MASK = "ninf"
 

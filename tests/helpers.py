@@ -41,6 +41,8 @@ class Exploit:
 
 
 def all_finite(summary):
-    values = [v for row in summary["matrix"] for v in row]
-    values += [summary[k] for k in ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")]
+    """Every evaluated entry (the lower triangle; all of it with --eval_future) and metric is finite."""
+    values = [v for i, row in enumerate(summary["matrix"]) for j, v in enumerate(row) if j <= i or v is not None]
+    values += [summary[k] for k in ("final_avg", "forgetting", "bwt", "plasticity", "stability")]
+    values += [] if summary["fwt"] is None else [summary["fwt"]]
     return all(isinstance(v, float) and math.isfinite(v) for v in values)

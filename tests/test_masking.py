@@ -13,7 +13,7 @@ LABELS = torch.tensor([0, 1])
 KEEP = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0]], dtype=torch.bool)
 
 
-def loss_and_grad(name, value=0.0, logits=LOGITS, keep=KEEP, labels=LABELS, **options):
+def loss_and_grad(name, value=None, logits=LOGITS, keep=KEEP, labels=LABELS, **options):
     z = logits.clone().requires_grad_(True)
     loss = masked_cross_entropy(z.double(), labels, keep, build_mask(name, value, **options))
     loss.backward()
@@ -76,7 +76,7 @@ def test_ninf_is_softmax_over_kept_classes_and_equals_general_minus_inf():
     np.testing.assert_allclose(grad_general, grad)
 
 
-@pytest.mark.parametrize("name,value", [("ninf", 0.0), ("general", -math.inf), ("stopgrad", -math.inf)])
+@pytest.mark.parametrize("name,value", [("ninf", None), ("general", -math.inf), ("stopgrad", -math.inf)])
 def test_no_nan_when_only_the_label_survives(name, value):
     keep = torch.zeros(2, 4, dtype=torch.bool)
     logits = torch.tensor([[1e4, -1e4, 50.0, -50.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
@@ -124,7 +124,8 @@ def test_balanced_without_counts_refuses():
 @pytest.mark.parametrize("name", ["none", "ninf", "general", "stopgrad", "balanced"])
 def test_masks_never_write_into_the_callers_tensor(name):
     logits = LOGITS.clone()
-    mask = build_mask(name, 1.0, **({"counts": [1, 2, 3, 4]} if name == "balanced" else {}))
+    value = 1.0 if name in ("general", "stopgrad") else None
+    mask = build_mask(name, value, **({"counts": [1, 2, 3, 4]} if name == "balanced" else {}))
     out = mask(logits, KEEP)
     assert torch.equal(logits, LOGITS)
     assert out.data_ptr() != logits.data_ptr() or name == "none"
@@ -147,3 +148,17 @@ def test_ace_scope_keeps_batch_classes_and_unseen_ones():
     seen = torch.tensor([1, 1, 1, 1, 0, 0], dtype=torch.bool)
     keep = ace_keep(torch.tensor([2, 3, 3]), seen, n_classes=6)
     assert torch.equal(keep, torch.tensor([[0, 0, 1, 1, 1, 1]] * 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "nan"])
+def test_python_api_refuses_the_values_the_command_line_refuses(value):
+    with pytest.raises(ValueError, match=r"^argument --mask_value: 'nan' is not allowed|^argument --mask_value: 'inf'"):
+        build_mask("general", value=value)
+
+
+@pytest.mark.parametrize("name", ["none", "ninf", "balanced"])
+def test_a_mask_value_for_a_mask_without_one_is_refused(name):
+    with pytest.raises(ValueError, match=f"--mask_value: 5.0 is not allowed with mask {name}.*general, stopgrad"):
+        build_mask(name, value=5.0)
+    assert build_mask(name).value is None
+    assert build_mask("general").value == 0.0 and build_mask("stopgrad", -math.inf).value == -math.inf

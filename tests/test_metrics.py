@@ -41,3 +41,17 @@ def test_single_task_has_no_transfer_metrics():
     assert summary["final_avg"] == 75.0
     assert summary["forgetting"] is None and summary["bwt"] is None and summary["fwt"] is None
     assert summary["stability"] is None and summary["plasticity"] == 75.0
+
+
+def test_without_future_rows_fwt_is_none_and_the_rest_unchanged():
+    lower = [[90.0, None, None], [60.0, 80.0, None], [40.0, 70.0, 85.0]]
+    summary = summarize(lower, None)
+    assert summary["fwt"] is None and summary["matrix"] == lower
+    full = summarize(R, BASELINE)
+    for name in ("final_avg", "forgetting", "bwt", "plasticity", "stability"):
+        assert summary[name] == pytest.approx(full[name])
+
+
+def test_forgetting_ignores_accuracy_before_a_task_was_learned():
+    # task 1 scored 95 as a future task, before training on it: not counted as "once learned"
+    assert forgetting([[90.0, 95.0, 0.0], [60.0, 80.0, 0.0], [40.0, 70.0, 85.0]]) == pytest.approx((50 + 10) / 2)

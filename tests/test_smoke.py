@@ -6,17 +6,21 @@ from tests.helpers import all_finite, run_main
 from utils.masking import get_mask_names
 
 RESULT_KEYS = {"model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed", "args",
-               "class_il", "task_il", "time_s", "train_time_s", "skipped_steps", "git"}
+               "class_il", "task_il", "time_s", "train_time_s", "skipped_steps", "git", "run_id", "started_at",
+               "key_hash", "environment"}
+REPLAY = {"er", "der", "derpp", "er_ace", "xder"}
 
 
 @pytest.mark.parametrize("mask", get_mask_names())
 @pytest.mark.parametrize("model", get_model_names())
 def test_model_mask_grid(tmp_path, model, mask):
-    record = run_main(tmp_path, "--model", model, "--mask", mask, "--buffer_size", "20", "--n_epochs", "1")
+    buffer = ["--buffer_size", "20"] if model in REPLAY else []
+    record = run_main(tmp_path, "--model", model, "--mask", mask, *buffer, "--n_epochs", "1")
     assert set(record) == RESULT_KEYS
     assert record["model"] == model and record["mask"] == mask and record["dataset"] == "seq-digits"
     assert all_finite(record["class_il"]) and all_finite(record["task_il"])
     assert len(record["class_il"]["matrix"]) == 5 and len(record["class_il"]["matrix"][0]) == 5
+    assert record["mask_value"] == (0.0 if mask in ("general", "stopgrad") else None)
     assert 0 < record["train_time_s"] <= record["time_s"]
 
 

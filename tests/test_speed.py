@@ -39,11 +39,12 @@ def test_masks_are_exact_under_autocast(name):
     labels = torch.tensor([0, 1, 2, 3, 8, 9])
     keep = task_keep(labels, 2, 10)
     options = {"counts": torch.arange(1, 11)} if name == "balanced" else {}
+    value = -1.5 if name in ("general", "stopgrad") else None
 
     def loss_and_grad(autocast):
         z = logits.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = masked_cross_entropy(z, labels, keep, build_mask(name, -1.5, **options))
+            loss = masked_cross_entropy(z, labels, keep, build_mask(name, value, **options))
         loss.backward()
         return loss, z.grad
 
@@ -61,9 +62,11 @@ def test_fp16_needs_cuda(tmp_path, capsys):
 
 
 def test_benchmark_prints_its_table():
-    result = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "er", "derpp", "--widths", "4",
-                             "--precisions", "fp32", "bf16", "--steps", "1", "--warmup", "1", "--buffer_size", "20"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "er", "derpp", "--widths", "16", "4",
+                             "--precisions", "fp32", "cl", "bf16", "--steps", "1", "--warmup", "1",
+                             "--buffer_size", "20"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    for word in ("device:", "suite img/s", "bare img/s", "suite/bare", "peak MB", "derpp", "bf16", "3088 + 40"):
+    for word in ("device:", "suite img/s", "bare img/s", "suite/bare", "peak MB", "derpp", "3088 + 40",
+                 "| cl ", "skipped er width 4 cl: channels_last below width 16"):
         assert word in result.stdout
+    assert ("| bf16 " in result.stdout) == ("(native bf16)" in result.stdout)

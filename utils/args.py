@@ -1,5 +1,6 @@
 """Shared flags, value validators and the one-line-error argument parser."""
 import argparse
+import difflib
 import math
 import re
 
@@ -7,15 +8,30 @@ import re
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with errors as one line on stderr and exit status 2 (no usage block).
 
-    Values such as -inf and -1e3 are read as negative numbers, not as unknown options.
+    Values such as -inf, -Infinity and -1e3 are read as negative numbers, not as unknown options;
+    a value outside a flag's choices gets the closest allowed one as "did you mean".
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf)$", re.I)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity)$", re.I)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _check_value(self, action, value):
+        if action.choices is not None and value not in action.choices:
+            allowed = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"{value!r} is not allowed: choose from {allowed}"
+                                                 f"{did_you_mean(value, action.choices)}")
+
+
+def did_you_mean(value, names):
+    """'; did you mean 'x'?' for the closest name (case-insensitive), or ''."""
+    lowered = {str(name).lower(): name for name in names}
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def _number(kind, allowed, accept):
@@ -35,7 +51,17 @@ positive_int = _number(int, "a positive integer", lambda v: v > 0)
 non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
-mask_value = _number(float, "a finite number or -inf", lambda v: math.isfinite(v) or v == -math.inf)
+DEFAULT_MASK_VALUE = 0.0
+MASK_VALUE_ALLOWED = "a finite number or -inf"
+mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)
+
+
+def check_mask_value(value):
+    """The command line's rule for m, for callers of the Python API: ValueError with the same line."""
+    try:
+        return mask_value(str(value))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"argument --mask_value: {error}") from None
 
 
 def device_name(text):
@@ -51,8 +77,9 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--dataset", default=default_dataset, choices=datasets,
                      help=f"benchmark (default: {default_dataset})")
     run.add_argument("--buffer_size", type=non_negative_int, default=0,
-                     help="replay buffer capacity; required (> 0) for replay models")
-    run.add_argument("--minibatch_size", type=positive_int, help="buffer samples per draw (default: --batch_size)")
+                     help="replay buffer capacity: required (> 0) for replay models, refused for models without a buffer")
+    run.add_argument("--minibatch_size", type=positive_int, help="buffer samples per draw, at most --buffer_size "
+                                                                       "(default: --batch_size or --buffer_size, the smaller)")
     run.add_argument("--n_epochs", type=positive_int, help="epochs per task (default: the dataset's published value)")
     run.add_argument("--batch_size", type=positive_int, help="stream batch size (default: the dataset's)")
     run.add_argument("--lr", type=positive_float, help="SGD learning rate (default: the dataset's)")
@@ -66,24 +93,45 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
     run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    run.add_argument("--eval_future", action="store_true",
+                     help="also evaluate future tasks after each task, and the untrained network, for FWT "
+                          "(FWT is null without it)")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
                        help="autocast the network: bf16 (CPU and CUDA; the value when --amp is given alone) "
                             "or fp16 with a gradient scaler (CUDA only)")
-    speed.add_argument("--channels_last", action="store_true", help="channels_last memory format for images")
+    speed.add_argument("--channels_last", action=argparse.BooleanOptionalAction,
+                       help="channels_last memory format for images (default: on for convolutional backbones "
+                            "in fp32, where it is never slower; off under --amp and for MLPs)")
     speed.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     safety = parser.add_argument_group("checkpoints and numerics")
     safety.add_argument("--checkpoint_dir", help="write a checkpoint after every epoch and task into this folder")
-    safety.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --checkpoint_dir")
+    safety.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint of --checkpoint_dir (default folder: "
+                             "checkpoints/<model>-<dataset>-<mask>-seed<N>-<hash of the flags>); with none "
+                             "there yet, start from the beginning")
     safety.add_argument("--deterministic", action="store_true",
                         help="torch deterministic algorithms and cuDNN settings (slower on GPU)")
     safety.add_argument("--nan_policy", choices=("stop", "skip"), default="stop",
                         help="on a non-finite loss: stop (exit 3) or skip the step and count it (default: stop)")
     mask = parser.add_argument_group("softmax mask")
     mask.add_argument("--mask", choices=masks, help="masking variant (default: the model's own)")
-    mask.add_argument("--mask_value", type=mask_value, default=0.0,
-                      help="m of `general` and `stopgrad`: a finite number or -inf (default: 0.0)")
+    mask.add_argument("--mask_value", type=mask_value,
+                      help=f"m of `general` and `stopgrad` (refused for other masks): {MASK_VALUE_ALLOWED} "
+                           f"(default: {DEFAULT_MASK_VALUE})")
     mask.add_argument("--mask_scope", choices=("task", "ace"),
                       help="classes a stream row keeps: task (its own task's) or ace (batch + unseen); "
                            "default: the model's own")
     mask.add_argument("--mask_buffer", action="store_true", help="also mask the buffer cross-entropy terms (task scope)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (they are wrapped by the caller); every flag's help ends with its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or action.required or not action.option_strings:
+            return text
+        if action.default in (None, False):
+            return f"{text} (default: {'off' if action.nargs == 0 else 'none'})"
+        return f"{text} (default: %(default)s)"

@@ -4,11 +4,12 @@ Suite step: index a stream batch out of the uint8 dataset on the device, model.o
 one kornia call, forwards, masked CE, backward, SGD step, buffer insertion), in the steady state of
 the second task with a full buffer. Bare step: the same forward shapes on in-memory float tensors,
 plain CE, backward, SGD step. The two alternate step by step and the medians are compared. Every
-configuration runs in a fresh process (peak memory is its own).
+configuration runs in a fresh process (peak memory is its own). Levers: fp32, cl (channels_last),
+compile+cl, bf16 (autocast) and bf16+cl; the bf16 rows are skipped on a CPU without native bf16, and
+channels_last rows below width 16 on the CPU (where torch's kernels crash).
 """
 import argparse
 import multiprocessing
-import platform
 import resource
 import statistics
 import time
@@ -17,27 +18,22 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
+from utils.cli import CHANNELS_LAST_MIN_WIDTH, parse_args
+from utils.environment import cpu_has_native_bf16, cpu_name
+
 BATCH = 32
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+LEVERS = {"fp32": ["--no-channels_last"], "cl": ["--channels_last"],
+          "compile+cl": ["--compile", "--channels_last"], "bf16": ["--amp", "--no-channels_last"],
+          "bf16+cl": ["--amp", "--channels_last"]}
 
 
 def build(model_name, width, precision, options):
-    import main
     from datasets.base import Splits
 
     argv = ["--model", model_name, "--dataset", "seq-cifar10", "--nf", str(width), "--buffer_size",
-            str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size", str(BATCH), "--non_verbose",
+            str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size", str(min(BATCH, options.buffer_size)), "--non_verbose",
             "--device", options.device, "--data_path", options.data_path or "./data"]
-    if precision == "bf16":
-        argv += ["--amp", "--channels_last"]
-    args, model_cls, dataset_cls = main.parse_args(argv)
+    args, model_cls, dataset_cls = parse_args(argv + LEVERS[precision])
     dataset = dataset_cls(args)
     generator = torch.Generator().manual_seed(0)
     if options.data_path:
@@ -58,12 +54,13 @@ def build(model_name, width, precision, options):
 
 def bare_shapes(model_name, args):
     """Batch sizes of the forwards the model makes per step."""
+    draw = args.minibatch_size
     if model_name == "er":
-        return [2 * BATCH]
+        return [BATCH + draw]
     if model_name == "derpp":
-        return [BATCH] * 3
+        return [BATCH, draw, draw]
     views = (min(args.simclr_batch_size, BATCH) + min(args.simclr_batch_size, args.buffer_size)) * args.simclr_num_aug
-    return [BATCH] * 3 + [views]
+    return [BATCH, draw, draw, views]
 
 
 def timed_pair(first, second, warmup, steps, device):
@@ -103,7 +100,8 @@ def measure(model_name, width, precision, options):
         model.observe(dataset.splits.train_images[batch], dataset.splits.train_labels[batch])
 
     from backbone.precision import PrecisionWrapper
-    net = PrecisionWrapper(dataset.get_backbone().to(args.device), args.device, args.amp, args.channels_last)
+    net = PrecisionWrapper(dataset.get_backbone().to(args.device), args.device, args.amp, args.channels_last,
+                           args.compile)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     inputs = [torch.randn(n, 3, 32, 32, device=args.device) for n in bare_shapes(model_name, args)]
     targets = [torch.randint(0, 10, (n,), device=args.device) for n in bare_shapes(model_name, args)]
@@ -129,12 +127,22 @@ def run_isolated(config, options):
         return pool.apply(measure, (*config, options))
 
 
+def skipped(precision, width, device):
+    """Why a lever cannot run here, or None."""
+    on_cpu = not device.startswith("cuda")
+    if on_cpu and "bf16" in precision and not cpu_has_native_bf16():
+        return "this CPU has no native bf16 (bf16 autocast would run about 10x slower than fp32)"
+    if on_cpu and "cl" in precision.split("+") and width < CHANNELS_LAST_MIN_WIDTH:
+        return f"channels_last below width {CHANNELS_LAST_MIN_WIDTH} crashes torch's CPU kernels"
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["er", "derpp", "xder"], choices=["er", "derpp", "xder"])
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 20])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
-                        help="bf16 means --amp --channels_last")
+    parser.add_argument("--precisions", nargs="+", default=list(LEVERS), choices=list(LEVERS),
+                        help="cl: channels_last; compile: torch.compile (its warm-up is not timed)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--buffer_size", type=int, default=500)
@@ -142,18 +150,24 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     options = parser.parse_args(argv)
     device = options.device if options.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    machine = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu_name()
+    machine = (torch.cuda.get_device_name(device) if device.startswith("cuda")
+               else f"{cpu_name()} ({'native bf16' if cpu_has_native_bf16() else 'no native bf16'})")
     print(f"device: {machine} | torch {torch.__version__} | {torch.get_num_threads()} threads | "
-          f"batch {BATCH}, minibatch {BATCH}, buffer {options.buffer_size}, {options.steps} steps after "
+          f"batch {BATCH}, minibatch {min(BATCH, options.buffer_size)}, buffer {options.buffer_size}, {options.steps} steps after "
           f"{options.warmup} warm-up")
     rows, fp32_speed = [], {}
     for model_name in options.models:
         for width in options.widths:
             for precision in options.precisions:
+                reason = skipped(precision, width, device)
+                if reason:
+                    print(f"skipped {model_name} width {width} {precision}: {reason}")
+                    continue
                 result = run_isolated((model_name, width, precision), options)
                 speed = BATCH / result["suite"]
-                fp32_speed.setdefault((model_name, width), speed if precision == "fp32" else None)
-                base = fp32_speed[(model_name, width)]
+                if precision == "fp32":
+                    fp32_speed[(model_name, width)] = speed
+                base = fp32_speed.get((model_name, width))
                 rows.append([model_name, width, precision, f"{speed:.1f}", f"{BATCH / result['bare']:.1f}",
                              f"{result['suite'] / result['bare']:.3f}",
                              "" if precision == "fp32" or not base else f"{speed / base:.2f}×",

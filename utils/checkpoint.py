@@ -1,5 +1,7 @@
-"""Atomic checkpoints (temp file + fsync + rename, the previous one kept) and exact resume."""
+"""Atomic checkpoints (temp file + fsync + rename, the previous one kept), exact resume, and the
+marker that says a finished run's result was written (so a relaunch appends nothing)."""
 import glob
+import json
 import os
 import random
 import warnings
@@ -7,9 +9,11 @@ import warnings
 import numpy as np
 import torch
 
+from utils.run_identity import COSMETIC_FLAGS, MACHINE_FLAGS
+
 PATTERN = "checkpoint-{:06d}.pt"
 KEPT = 2
-COSMETIC_FLAGS = {"non_verbose", "results_path", "checkpoint_dir", "resume", "data_path", "device"}
+COMPLETE = "complete.json"
 
 
 class CheckpointError(Exception):
@@ -67,8 +71,12 @@ def save_checkpoint(directory, state):
 
 
 def load_latest(directory):
-    """(state, path) of the newest checkpoint that loads; a damaged one is reported and skipped."""
-    for path in reversed(checkpoint_paths(directory)):
+    """(state, path) of the newest checkpoint that loads; a damaged one is reported and skipped.
+    (None, None) when the folder holds no checkpoint yet."""
+    paths = checkpoint_paths(directory)
+    if not paths:
+        return None, None
+    for path in reversed(paths):
         try:
             return torch.load(path, map_location="cpu", weights_only=True), path
         except Exception as error:  # a truncated zip, a refused global, ...: every failure means "try older"
@@ -79,9 +87,43 @@ def load_latest(directory):
 
 def check_same_run(saved_args, args):
     """Refuse to resume with flags that change the experiment (cosmetic ones may differ)."""
-    current = {k: v for k, v in args.items() if k not in COSMETIC_FLAGS}
-    saved = {k: v for k, v in saved_args.items() if k not in COSMETIC_FLAGS}
+    ignored = COSMETIC_FLAGS | MACHINE_FLAGS
+    current = {k: v for k, v in args.items() if k not in ignored}
+    saved = {k: v for k, v in saved_args.items() if k not in ignored}
     changed = sorted(k for k in set(current) | set(saved) if current.get(k) != saved.get(k))
     if changed:
         details = ", ".join(f"--{k} {saved.get(k)!r} (now {current.get(k)!r})" for k in changed)
         raise CheckpointError(f"the checkpoint was written by a different run: {details}")
+
+
+def mark_complete(directory, results_file, run_id):
+    """Record in the run's checkpoint folder that its result line was written, and where."""
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, COMPLETE + ".tmp")
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump({"results_file": results_file, "run_id": run_id}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, os.path.join(directory, COMPLETE))
+
+
+def read_complete(directory):
+    """The marker written by mark_complete, or None."""
+    try:
+        with open(os.path.join(directory, COMPLETE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def describe_position(progress, n_tasks, n_epochs):
+    """Where a checkpoint continues, in words."""
+    task = progress["task"]
+    if task >= n_tasks:
+        return "after the last task (training finished)"
+    if not progress["task_started"]:
+        return f"at the start of task {task + 1}/{n_tasks}"
+    if progress["epoch"] >= n_epochs:
+        return f"at the end of task {task + 1}/{n_tasks} (its {n_epochs} epochs done)"
+    return (f"at task {task + 1}/{n_tasks}, epoch {progress['epoch'] + 1}/{n_epochs}, "
+            f"after step {progress['step']} of that epoch")

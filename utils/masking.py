@@ -6,6 +6,7 @@ softmax keeps that class). Each mask is one file in utils/masks/, registered by 
 import torch
 import torch.nn.functional as F
 
+from utils.args import DEFAULT_MASK_VALUE, check_mask_value
 from utils.masks import MASKS
 
 register_mask = MASKS.register
@@ -15,11 +16,29 @@ def get_mask_names():
     return MASKS.names()
 
 
-class Mask:
-    """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place)."""
+def masks_using_value():
+    return [name for name in MASKS.names() if MASKS.get(name).USES_VALUE]
 
-    def __init__(self, value=0.0):
-        self.value = float(value)
+
+def resolve_mask_value(name, value):
+    """m for mask `name`: the default where it uses one and none was given, None where it does not
+    use one; a value given to a mask that ignores it, or not finite and not -inf, is a ValueError."""
+    if not MASKS.get(name).USES_VALUE:
+        if value is not None:
+            raise ValueError(f"argument --mask_value: {value!r} is not allowed with mask {name}, which has no "
+                             f"mask value (masks that use one: {', '.join(masks_using_value())})")
+        return None
+    return DEFAULT_MASK_VALUE if value is None else check_mask_value(value)
+
+
+class Mask:
+    """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place).
+
+    USES_VALUE: the mask reads m (`--mask_value`); others refuse one."""
+    USES_VALUE = False
+
+    def __init__(self, value=None):
+        self.value = resolve_mask_value(self.NAME, value)
 
     @staticmethod
     def add_args(parser):
@@ -39,7 +58,7 @@ class Mask:
         raise NotImplementedError
 
 
-def build_mask(name, value=0.0, **options):
+def build_mask(name, value=None, **options):
     """The mask registered as `name`, a callable mask(logits, keep) -> logits."""
     return MASKS.get(name)(value=value, **options)
 

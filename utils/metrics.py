@@ -1,5 +1,6 @@
 """Continual-learning metrics of an accuracy matrix R (percent), R[i][j] = accuracy on task j
-after training task i (a full T×T matrix, future tasks included). Empty means give None."""
+after training task i. Entries above the diagonal (future tasks) are None unless the run was made
+with --eval_future. A metric that is undefined (one task, no future rows) is None."""
 import numpy as np
 
 
@@ -8,45 +9,52 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
+def _array(R):
+    return np.array([[np.nan if v is None else v for v in row] for row in R], dtype=float)
+
+
 def final_average(R):
     """mean_j R[T−1][j]."""
-    R = np.asarray(R, dtype=float)
-    return float(R[-1].mean())
+    return float(_array(R)[-1].mean())
 
 
 def forgetting(R):
-    """mean_{j<T−1} (max_{i<T−1} R[i][j] − R[T−1][j]) (Chaudhry et al. 2018)."""
-    R = np.asarray(R, dtype=float)
+    """mean_{j<T−1} (max_{j≤i<T−1} R[i][j] − R[T−1][j]) (Chaudhry et al. 2018): the best accuracy a
+    task had once learned, minus its final one."""
+    R = _array(R)
     T = len(R)
-    return _mean(R[:T - 1, j].max() - R[T - 1, j] for j in range(T - 1))
+    return _mean(R[j:T - 1, j].max() - R[T - 1, j] for j in range(T - 1))
 
 
 def backward_transfer(R):
     """BWT = mean_{j<T−1} (R[T−1][j] − R[j][j]) (Lopez-Paz & Ranzato 2017)."""
-    R = np.asarray(R, dtype=float)
+    R = _array(R)
     T = len(R)
     return _mean(R[T - 1, j] - R[j, j] for j in range(T - 1))
 
 
 def forward_transfer(R, baseline):
-    """FWT = mean_{j≥1} (R[j−1][j] − b_j), b_j = accuracy of the randomly initialised network (GEM)."""
-    R = np.asarray(R, dtype=float)
+    """FWT = mean_{j≥1} (R[j−1][j] − b_j), b_j = accuracy of the randomly initialised network (GEM);
+    None without a baseline or the future entries (a run without --eval_future)."""
+    R = _array(R)
+    if baseline is None or any(np.isnan(R[j - 1, j]) for j in range(1, len(R))):
+        return None
     return _mean(R[j - 1, j] - baseline[j] for j in range(1, len(R)))
 
 
 def plasticity(R):
     """mean_t R[t][t]: accuracy on each task right after learning it."""
-    return float(np.mean(np.diag(np.asarray(R, dtype=float))))
+    return float(np.mean(np.diag(_array(R))))
 
 
 def stability(R):
     """mean_{t≥1} mean_{j<t} R[t][j]: accuracy kept on old tasks."""
-    R = np.asarray(R, dtype=float)
+    R = _array(R)
     return _mean(R[t, :t].mean() for t in range(1, len(R)))
 
 
 def summarize(R, baseline):
-    """Every metric of one accuracy matrix, as stored in the results."""
-    return {"matrix": np.asarray(R, dtype=float).tolist(), "final_avg": final_average(R),
+    """Every metric of one accuracy matrix, as stored in the results (future entries None or numbers)."""
+    return {"matrix": [list(row) for row in R], "final_avg": final_average(R),
             "forgetting": forgetting(R), "bwt": backward_transfer(R), "fwt": forward_transfer(R, baseline),
             "plasticity": plasticity(R), "stability": stability(R)}

@@ -1,14 +1,28 @@
 """Name -> class registries over a package folder (timm-style decorators).
 
-Names are read from the `@register_...("name")` decorators in the folder's files, so listing them
-(e.g. for --help) imports nothing; a module is imported when one of its entries is used. A file
-dropped into the folder is therefore the whole change.
+Names and one-line descriptions are read from the `@register_...("name")` decorators and class
+docstrings of the folder's files (parsed, not imported), so listing them (e.g. for --help) imports
+nothing; a module is imported when one of its entries is used. A file dropped into the folder is
+therefore the whole change.
 """
+import ast
 import importlib
 import os
-import re
 
-DECORATOR = re.compile(r"""^@register_\w+\(\s*["']([^"']+)["']""", re.M)
+
+def registered_classes(source):
+    """(name, first docstring line) of each class decorated with @register_...("name") in `source`."""
+    found = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for decorator in node.decorator_list:
+            if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name)
+                    and decorator.func.id.startswith("register_") and decorator.args
+                    and isinstance(decorator.args[0], ast.Constant) and isinstance(decorator.args[0].value, str)):
+                doc = (ast.get_docstring(node) or "").strip()
+                found.append((decorator.args[0].value, doc.split("\n\n")[0].replace("\n", " ")))
+    return found
 
 
 class UnknownNameError(ValueError):
@@ -21,6 +35,7 @@ class Registry:
         self.package = package
         self._entries = {}
         self._modules = None
+        self._descriptions = {}
 
     def register(self, name):
         def decorator(cls):
@@ -39,9 +54,17 @@ class Registry:
             for filename in sorted(os.listdir(folder)):
                 if filename.endswith(".py") and not filename.startswith("_"):
                     with open(os.path.join(folder, filename), encoding="utf-8") as f:
-                        for name in DECORATOR.findall(f.read()):
+                        for name, description in registered_classes(f.read()):
                             self._modules[name] = f"{self.package}.{filename[:-3]}"
+                            self._descriptions[name] = description
         return self._modules
+
+    def describe(self, name):
+        """The first paragraph of the entry's docstring, read without importing it."""
+        self._scan()
+        if name not in self._descriptions and name in self._entries:
+            return (self._entries[name].__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        return self._descriptions.get(name, "")
 
     def names(self):
         return sorted(set(self._scan()) | set(self._entries))

@@ -7,6 +7,12 @@ import subprocess
 from tabulate import tabulate
 
 METRICS = ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")
+RESULTS_FILE = "results.jsonl"
+SOURCE_FOLDERS = ("models", "datasets", "backbone", "utils")
+
+
+class ResultsPathError(ValueError):
+    """A results folder whose file cannot be created or appended to; the message is one line."""
 
 
 def json_safe(value):
@@ -21,37 +27,96 @@ def json_safe(value):
 
 
 def git_revision():
-    """The commit of this checkout (+dirty when it has uncommitted changes), or None outside git."""
+    """The commit of this checkout, +dirty when tracked files changed or files that are not ignored
+    were added under the source folders (a dropped-in model); None outside git."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*arguments):
+        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, timeout=10)
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, timeout=10)
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        added = git("status", "--porcelain", "--untracked-files=all", "--", *SOURCE_FOLDERS)
     except (OSError, subprocess.SubprocessError):
         return None
     if commit.returncode != 0:
         return None
-    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+    return commit.stdout.strip() + ("+dirty" if changed.stdout.strip() or added.stdout.strip() else "")
 
 
-def build_record(args, outcome, time_s):
-    """The results line of a run; `outcome` is what the training loop returned."""
+def check_results_path(results_path):
+    """Make sure <results_path>/results.jsonl can be created and appended to, leaving nothing behind."""
+    target = os.path.join(results_path, RESULTS_FILE)
+    ancestor = os.path.abspath(results_path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ResultsPathError(f"{results_path!r} is not allowed: {ancestor} is a file, not a folder")
+    if os.path.isdir(target):
+        raise ResultsPathError(f"{results_path!r} is not allowed: {target} is a folder")
+    created, existed = [], os.path.exists(target)
+    folder = os.path.abspath(results_path)
+    while not os.path.exists(folder):
+        created.insert(0, folder)
+        folder = os.path.dirname(folder)
+    try:
+        for path in created:
+            os.mkdir(path)
+        with open(target, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise ResultsPathError(f"{results_path!r} is not allowed: cannot append to {target} "
+                               f"({error.strerror or error})") from None
+    finally:
+        if not existed and os.path.isfile(target):
+            os.remove(target)
+        for path in reversed(created):
+            if os.path.isdir(path):
+                os.rmdir(path)
+
+
+def accuracy(correct, total):
+    """Percent from counts, exact where the quotient is (4/5 -> 80.0)."""
+    return 100 * int(correct) / int(total)
+
+
+def build_record(args, outcome, time_s, identity, environment, key_hash):
+    """The results line of a run; `outcome` is what the training loop returned, `identity` its
+    run id and start time."""
     return json_safe({
         "model": args.model, "dataset": args.dataset, "mask": args.mask, "mask_value": args.mask_value,
         "mask_buffer": args.mask_buffer, "buffer_size": args.buffer_size, "seed": args.seed, "args": vars(args),
         "class_il": outcome["class_il"], "task_il": outcome["task_il"], "time_s": time_s,
         "train_time_s": outcome["train_time_s"], "skipped_steps": outcome["skipped_steps"], "git": git_revision(),
+        "run_id": identity["run_id"], "started_at": identity["started_at"], "key_hash": key_hash,
+        "environment": environment,
     })
 
 
-def append_record(results_path, record):
-    """Append the record as one whole line: a single write, flushed and fsynced."""
-    os.makedirs(results_path, exist_ok=True)
+def append_line(path, record):
+    """Append the record to `path` as one whole line: a single write, flushed and fsynced."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     line = json.dumps(record, allow_nan=False) + "\n"
-    with open(os.path.join(results_path, "results.jsonl"), "a", encoding="utf-8") as f:
+    with open(path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
+
+
+def append_record(results_path, record):
+    append_line(os.path.join(results_path, RESULTS_FILE), record)
+
+
+def save_record(results_path, record, fallback_dir):
+    """Append to the results file; if the disk refuses, keep the record in `fallback_dir`.
+    Returns (path written, None) or (fallback path, the error that the results file gave)."""
+    try:
+        append_record(results_path, record)
+        return os.path.join(results_path, RESULTS_FILE), None
+    except OSError as error:
+        fallback = os.path.join(fallback_dir, f"result-{record['run_id']}.jsonl")
+        append_line(fallback, record)
+        return fallback, error
 
 
 def format_table(record):
@@ -59,4 +124,7 @@ def format_table(record):
     def cell(value):
         return "n/a" if value is None else f"{value:.2f}"
     rows = [[name] + [cell(record[setting][name]) for setting in ("class_il", "task_il")] for name in METRICS]
-    return tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
+    table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
+    if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):
+        table += "\nfwt: n/a, needs --eval_future (evaluation of future tasks and of the untrained network)"
+    return table

@@ -1,4 +1,5 @@
-"""The loop: tasks → epochs → observe, then evaluation of every task (future ones too, for FWT).
+"""The loop: tasks → epochs → observe, then evaluation of the tasks seen so far (and of future
+ones and the untrained network with --eval_future, for FWT).
 
 The loop's whole position lives in `progress` (task, epoch, step, the epoch's order, the rows so far),
 so a checkpoint written after any step continues exactly where the run stopped.
@@ -14,7 +15,8 @@ from tqdm import tqdm
 from models.base import NonFiniteLoss
 from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.metrics import summarize
-from utils.results import json_safe
+from utils.results import accuracy, json_safe
+from utils.run_identity import default_checkpoint_dir
 
 EVAL_BATCH = 512
 LOG_EVERY = 20
@@ -25,7 +27,8 @@ class NumericsError(Exception):
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM: a checkpoint was written at `path`; exit with `status`."""
+    """SIGINT or SIGTERM: a checkpoint was written at `path` (None: before the first step, nothing
+    was trained); exit with `status`."""
 
     def __init__(self, status, path):
         super().__init__(path)
@@ -43,23 +46,26 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-@torch.no_grad()
-def evaluate(model, dataset, last_trained):
-    """Class-IL and Task-IL accuracy (%) on each task's test split after training `last_trained`
-    (−1: untrained). Class-IL: argmax over the classes of tasks 0..max(last_trained, j);
-    Task-IL: argmax within task j's classes."""
+@torch.inference_mode()
+def evaluate(model, dataset, last_trained, future=False):
+    """Class-IL and Task-IL accuracy (%, exact from counts) on each task's test split after training
+    `last_trained` (−1: untrained); tasks after it are evaluated only with `future` (else None).
+    Class-IL: argmax over the classes of tasks 0..max(last_trained, j); Task-IL: argmax within task j's
+    classes. The forward is the training one (precision, memory format), without autograd."""
     was_training = model.training
     model.eval()
     cpt, splits = dataset.N_CLASSES_PER_TASK, dataset.splits
-    class_il, task_il = [], []
-    for task in range(dataset.N_TASKS):
+    n_evaluated = dataset.N_TASKS if future else last_trained + 1
+    class_il, task_il = [None] * dataset.N_TASKS, [None] * dataset.N_TASKS
+    for task in range(n_evaluated):
         indices = dataset.task_indices(task, train=False)
         logits = torch.cat([model(dataset.normalize(splits.test_images[chunk]))
                             for chunk in indices.split(EVAL_BATCH)])
         labels = splits.test_labels[indices]
         n_visible = (max(last_trained, task) + 1) * cpt
-        class_il.append((logits[:, :n_visible].argmax(1) == labels).float().mean().item() * 100)
-        task_il.append((logits[:, task * cpt:(task + 1) * cpt].argmax(1) + task * cpt == labels).float().mean().item() * 100)
+        class_correct = (logits[:, :n_visible].argmax(1) == labels).sum()
+        task_correct = (logits[:, task * cpt:(task + 1) * cpt].argmax(1) + task * cpt == labels).sum()
+        class_il[task], task_il[task] = accuracy(class_correct, len(labels)), accuracy(task_correct, len(labels))
     model.train(was_training)
     return class_il, task_il
 
@@ -102,18 +108,24 @@ class StopSignals:
 
 
 class Trainer:
-    def __init__(self, model, dataset, args, log=print):
+    """`signals` is the StopSignals that main installed; `identity` the run id and start time that
+    checkpoints carry, so that every relaunch of a run reports the same ones."""
+
+    def __init__(self, model, dataset, args, signals, identity, log=print):
         self.model, self.dataset, self.args, self.log = model, dataset, args, log
+        self.signals, self.identity = signals, identity
         self.generator = torch.Generator().manual_seed(args.seed)
         self.scheduler = None
         self.progress = None
+        self.steps_run = 0
 
     def checkpoint(self, directory):
         """Write the state after the last finished step (training time counted up to now)."""
         self.account_time()
         state = {"model": self.model.checkpoint_state(), "generator": self.generator.get_state(),
                  "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                 "rng": rng_states(), "progress": self.progress, "args": json_safe(vars(self.args))}
+                 "rng": rng_states(), "progress": self.progress, "args": json_safe(vars(self.args)),
+                 "identity": self.identity}
         path = save_checkpoint(directory, state)
         self.clock = time.perf_counter()
         return path
@@ -138,18 +150,18 @@ class Trainer:
         and the number of skipped steps."""
         scheduler_state = None
         if resume_state is None:
-            baseline = evaluate(self.model, self.dataset, -1)
+            baseline = evaluate(self.model, self.dataset, -1, future=True) if self.args.eval_future else None
             self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
-                             "class_rows": [], "task_rows": [], "baseline": list(baseline), "train_time_s": 0.0}
+                             "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0}
         else:
             scheduler_state = self.restore(resume_state)
+        self.stop_if_signalled()
         self.model.train()
         self.clock = time.perf_counter()
-        with StopSignals() as self.signals:
-            while self.progress["task"] < self.dataset.N_TASKS:
-                self.train_task(scheduler_state)
-                scheduler_state = None
-        baseline_class_il, baseline_task_il = self.progress["baseline"]
+        while self.progress["task"] < self.dataset.N_TASKS:
+            self.train_task(scheduler_state)
+            scheduler_state = None
+        baseline_class_il, baseline_task_il = self.progress["baseline"] or (None, None)
         return {"class_il": summarize(self.progress["class_rows"], baseline_class_il),
                 "task_il": summarize(self.progress["task_rows"], baseline_task_il),
                 "train_time_s": self.progress["train_time_s"], "skipped_steps": self.model.skipped_steps}
@@ -181,7 +193,7 @@ class Trainer:
         bar.close()
         self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         self.account_time()
-        class_il, task_il = evaluate(self.model, self.dataset, task)
+        class_il, task_il = evaluate(self.model, self.dataset, task, future=args.eval_future)
         progress["class_rows"].append(class_il)
         progress["task_rows"].append(task_il)
         progress.update(task=task + 1, task_started=False)
@@ -200,14 +212,19 @@ class Trainer:
                                 f"{progress['epoch'] + 1}, step {progress['step'] + 1}: {error} "
                                 f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
         progress["step"] += 1
+        self.steps_run += 1
         if not self.args.non_verbose and progress["step"] % LOG_EVERY == 1:
             bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
             bar.close()
-            directory = self.args.checkpoint_dir or default_checkpoint_dir(self.args)
-            raise Interrupted(StopSignals.STATUS[self.signals.received], self.checkpoint(directory))
+            self.stop_if_signalled()
 
-
-def default_checkpoint_dir(args):
-    return f"checkpoints/{args.model}-{args.dataset}-seed{args.seed}"
+    def stop_if_signalled(self):
+        """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""
+        if self.signals.received is None:
+            return
+        path = None
+        if self.steps_run:
+            path = self.checkpoint(self.args.checkpoint_dir or default_checkpoint_dir(self.args))
+        raise Interrupted(StopSignals.STATUS[self.signals.received], path)

@@ -8,7 +8,7 @@ class BalancedMask(Mask):
     """Balanced Softmax (Jodelet et al. 2021): ẑ_j = z_j + log n_j on every entry, where n_j
     counts class j in the current training distribution; n_j = 0 gives −∞ (masked)."""
 
-    def __init__(self, value=0.0, counts=None):
+    def __init__(self, value=None, counts=None):
         super().__init__(value)
         self.log_counts = None if counts is None else torch.as_tensor(counts, dtype=torch.float32).log()
 

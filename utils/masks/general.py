@@ -8,6 +8,7 @@ class GeneralMask(Mask):
     The masked entries are constants, so their gradient is zero; m sets how hard the kept
     classes are pushed (larger m: more plastic, lower m: more stable).
     """
+    USES_VALUE = True
 
     def __call__(self, logits, keep):
         return logits.masked_fill(~keep, self.value)

@@ -1,0 +1,188 @@
+"""main.py's command line: the parser (shared flags plus those of the named model, dataset and mask),
+every default resolved, and anything that cannot run refused with one line, exit 2, before anything
+is written. A sweep parses each of its runs with the same functions."""
+import os
+import textwrap
+
+from utils.args import ArgumentParser, HelpFormatter, add_experiment_args, did_you_mean
+
+PROG = "main.py"
+DEFAULT_DATASET = "seq-digits"
+WIDTH = 100
+CHANNELS_LAST_MIN_WIDTH = 16
+
+
+def registries():
+    from datasets import DATASETS
+    from models import MODELS
+    from utils.masks import MASKS
+
+    return ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"))
+
+
+def catalogue():
+    """The epilog of --help: each registered model, dataset and mask with its one-line description."""
+    lines = []
+    for registry, flag in registries():
+        lines.append(f"{registry.kind}s ({flag} NAME --help shows one's own flags):")
+        for name in registry.names():
+            lines += textwrap.wrap(registry.describe(name), WIDTH, initial_indent=f"  {name:<13}",
+                                   subsequent_indent=" " * 15)
+    return "\n".join(lines)
+
+
+def group_description(registry, name, cls):
+    text = registry.describe(name)
+    if registry.kind == "model":
+        text += f" Default mask: {cls.DEFAULT_MASK}, scope {cls.DEFAULT_SCOPE}."
+    return textwrap.fill(text, WIDTH)
+
+
+def build_parser(argv):
+    """The full parser and the classes (model, dataset, mask) named in argv (None where unknown)."""
+    preparser = ArgumentParser(add_help=False)
+    for _, flag in registries():
+        preparser.add_argument(flag)
+    preparser.add_argument("-h", "--help", action="store_true")
+    named, _ = preparser.parse_known_args(argv)
+    if named.dataset is None and not named.help:
+        named.dataset = DEFAULT_DATASET  # a bare --help imports nothing heavy
+    parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
+                            epilog=catalogue(), formatter_class=HelpFormatter)
+    names = [registry.names() for registry, _ in registries()]
+    add_experiment_args(parser, *names, DEFAULT_DATASET)
+    classes = []
+    for registry, flag in registries():
+        name = getattr(named, flag[2:])
+        cls = registry.get(name) if name in registry.names() else None
+        if cls is not None:
+            cls.add_args(parser.add_argument_group(f"{registry.kind} {name}", group_description(registry, name, cls)))
+        classes.append(cls)
+    return parser, classes
+
+
+def flag_owners(flag):
+    """'model der, derpp' style list of the registered entries that declare `flag`."""
+    owners = []
+    for registry, _ in registries():
+        names = []
+        for name in registry.names():
+            scratch = ArgumentParser(add_help=False)
+            registry.get(name).add_args(scratch)
+            if any(flag in action.option_strings for action in scratch._actions):
+                names.append(name)
+        if names:
+            owners.append(f"{registry.kind}{'s' if len(names) > 1 else ''} {', '.join(names)}")
+    return "; ".join(owners)
+
+
+def unknown_flag_message(extras, parser, args):
+    flags = [token.split("=", 1)[0] for token in extras if token.startswith("-")]
+    if not flags:
+        return f"unrecognized arguments: {' '.join(extras)}"
+    flag, owners = flags[0], flag_owners(flags[0])
+    if owners:
+        return (f"argument {flag}: not a flag of model {args.model}, dataset {args.dataset} or mask "
+                f"{args.mask or 'default'}; it belongs to {owners}")
+    known = [option for action in parser._actions for option in action.option_strings]
+    return f"argument {flag}: no such flag{did_you_mean(flag, known) or '; see --help'}"
+
+
+def parse_args(argv):
+    """Validated args with every default resolved, and the model and dataset classes."""
+    parser, (model_cls, dataset_cls, _) = build_parser(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(unknown_flag_message(extras, parser, args))
+    resolve_defaults(parser, args, argv, model_cls, dataset_cls)
+    return args, model_cls, dataset_cls
+
+
+def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
+    """Fill unset flags from --config, then the model and dataset; refuse what cannot run."""
+    from utils.config import ConfigError, apply_config
+
+    if args.config:
+        try:
+            args.config_source = apply_config(parser, args, argv)
+        except ConfigError as error:
+            parser.error(f"argument --config: {error}")
+    check_data_path(parser, args.data_path)
+    args.mask = args.mask or model_cls.DEFAULT_MASK
+    args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
+    args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
+    args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
+    args.lr = args.lr or dataset_cls.LR
+    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
+    resolve_buffer(parser, args, model_cls)
+    resolve_mask_value(parser, args)
+    resolve_device(parser, args, dataset_cls)
+    if args.resume and not args.checkpoint_dir:
+        from utils.run_identity import default_checkpoint_dir
+        args.checkpoint_dir = default_checkpoint_dir(args)
+    from utils.results import ResultsPathError, check_results_path
+    try:
+        check_results_path(args.results_path)
+    except ResultsPathError as error:
+        parser.error(f"argument --results_path: {error}")
+
+
+def check_data_path(parser, path):
+    """Reading needs a readable folder; write access is checked only where a download or cache needs it."""
+    if os.path.exists(path) and not (os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)):
+        parser.error(f"argument --data_path: {path!r} is not allowed: must be a readable folder "
+                     f"(or a path where one can be made)")
+
+
+def resolve_buffer(parser, args, model_cls):
+    from models import MODELS
+
+    if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
+        parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
+                     f"model {args.model} replays, give a positive integer")
+    if not model_cls.NEEDS_BUFFER:
+        replaying = ", ".join(name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER)
+        for flag, value in (("buffer_size", args.buffer_size), ("minibatch_size", args.minibatch_size)):
+            if value:
+                parser.error(f"argument --{flag}: {value} is not allowed: model {args.model} has no buffer "
+                             f"(models with one: {replaying})")
+        args.minibatch_size = None
+        return
+    if args.minibatch_size is not None and args.minibatch_size > args.buffer_size:
+        parser.error(f"argument --minibatch_size: {args.minibatch_size} is not allowed: a draw holds at most "
+                     f"--buffer_size {args.buffer_size} samples")
+    args.minibatch_size = args.minibatch_size or min(args.batch_size, args.buffer_size)
+
+
+def resolve_mask_value(parser, args):
+    from utils.masking import resolve_mask_value as resolve
+
+    try:
+        args.mask_value = resolve(args.mask, args.mask_value)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def resolve_device(parser, args, dataset_cls):
+    """--device auto, and the precision and memory format that pay on it."""
+    import torch
+
+    from utils.environment import cpu_has_native_bf16
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
+    on_cpu = not args.device.startswith("cuda")
+    if args.amp == "fp16" and on_cpu:
+        parser.error("argument --amp: 'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)")
+    if args.amp == "bf16" and on_cpu and not cpu_has_native_bf16():
+        parser.error("argument --amp: 'bf16' is not allowed on this CPU: it has no native bf16 (AVX-512 BF16 or "
+                     "AMX), where bf16 autocast runs about 10x slower than fp32; drop --amp, or use a GPU")
+    narrow = getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH
+    if args.channels_last and on_cpu and narrow:
+        parser.error(f"argument --channels_last: not allowed with --nf {args.nf} on the CPU: torch's channels_last "
+                     f"convolution backward crashes there below {CHANNELS_LAST_MIN_WIDTH} channels at odd batch "
+                     f"sizes (measured with torch 2.14.1); drop --channels_last")
+    if args.channels_last is None:
+        args.channels_last = dataset_cls.CONVOLUTIONAL and args.amp is None and not (on_cpu and narrow)

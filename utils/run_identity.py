@@ -1,0 +1,37 @@
+"""What identifies a run: its key (every resolved flag that changes the result), the key's hash,
+the default checkpoint folder named after it, and a fresh id and start time for each launch."""
+import datetime
+import hashlib
+import json
+import os
+import uuid
+
+from utils.results import json_safe
+
+PATH_FLAGS = ("data_path", "results_path", "checkpoint_dir")
+COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume"))
+MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
+
+
+def run_key(args):
+    """Every resolved flag but paths and display: runs with equal keys are the same experiment."""
+    return {name: value for name, value in sorted(json_safe(vars(args)).items()) if name not in COSMETIC_FLAGS}
+
+
+def key_hash(key, length=10):
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def default_checkpoint_dir(args, root="checkpoints"):
+    """checkpoints/<model>-<dataset>-<mask>-seed<N>-<hash of every flag that changes the run>."""
+    key = {name: value for name, value in run_key(args).items() if name not in MACHINE_FLAGS}
+    return os.path.join(root, f"{args.model}-{args.dataset}-{args.mask}-seed{args.seed}-{key_hash(key)}")
+
+
+def new_run_id():
+    return uuid.uuid4().hex[:12]
+
+
+def utc_now():
+    """ISO 8601 in UTC to the second, e.g. 2026-11-24T19:18:08Z."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
