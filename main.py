@@ -17,14 +17,47 @@ def fail(message, status):
     return status
 
 
-def make_deterministic():
-    """Deterministic kernels everywhere, no cuDNN autotuning (costs speed on GPU)."""
+def set_determinism(enabled):
+    """Deterministic kernels everywhere and no cuDNN autotuning when enabled (costs speed on GPU);
+    set both ways, so a worker that ran a deterministic run does not carry it into the next."""
     import torch
 
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = False
+
+
+def start_clean(args):
+    """The state every run starts from, in a fresh process or a reused sweep worker."""
+    import torch
+
+    from utils.training import set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_determinism(args.deterministic)
+    set_seed(args.seed)
+
+
+def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state=None, log=print):
+    """Load the data, train (or continue) and return the run's results line; raises DataError,
+    NumericsError or Interrupted."""
+    from utils.environment import environment
+    from utils.results import build_record
+    from utils.run_identity import key_hash, run_key
+    from utils.training import Interrupted, StopSignals, Trainer
+
+    start = time.perf_counter()
+    dataset = dataset_cls(args)
+    dataset.prepare(args.device)
+    if signals.received is not None:
+        raise Interrupted(StopSignals.STATUS[signals.received], None)
+    model = model_cls(dataset.get_backbone(), args, dataset, args.device)
+    outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
+    return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
+                        key_hash(run_key(args)))
 
 
 def main(argv=None):
@@ -56,15 +89,11 @@ def load_resume_state(args, n_tasks):
 def run(args, argv, model_cls, dataset_cls, signals):
     from datasets.base import DataError
     from utils.checkpoint import CheckpointError, mark_complete
-    from utils.environment import environment
-    from utils.results import build_record, format_table, save_record
-    from utils.run_identity import default_checkpoint_dir, key_hash, new_run_id, run_key, utc_now
-    from utils.training import Interrupted, NumericsError, Trainer, set_seed
+    from utils.results import format_table, save_record
+    from utils.run_identity import default_checkpoint_dir, new_run_id, utc_now
+    from utils.training import Interrupted, NumericsError
 
-    start = time.perf_counter()
-    if args.deterministic:
-        make_deterministic()
-    set_seed(args.seed)
+    start_clean(args)
     identity = {"run_id": new_run_id(), "started_at": utc_now()}
     resume_state = None
     try:
@@ -74,27 +103,21 @@ def run(args, argv, model_cls, dataset_cls, signals):
             if complete:
                 return 0
             identity = (resume_state or {}).get("identity", identity)
-        dataset = dataset_cls(args)
-        dataset.prepare(args.device)
+        record = train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state)
     except CheckpointError as error:
         return fail(f"--resume: {error}", 2)
     except DataError as error:
         return fail(f"--dataset {args.dataset}: {error}", 2)
-    model = model_cls(dataset.get_backbone(), args, dataset, args.device)
-    try:
-        outcome = Trainer(model, dataset, args, signals, identity).run(resume_state)
     except NumericsError as error:
         return fail(str(error), 3)
     except Interrupted as stop:
         return report_interruption(stop, args, argv)
-    record = build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
-                          key_hash(run_key(args)))
     written, error = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))
     if args.checkpoint_dir:
         mark_complete(args.checkpoint_dir, written, identity["run_id"])
     value = "" if args.mask_value is None else f"m={args.mask_value}, "
     print(f"\n{args.model} | {args.dataset} | mask {args.mask} ({value}scope {args.mask_scope}) | "
-          f"buffer {args.buffer_size} | seed {args.seed} | train {outcome['train_time_s']:.1f} s")
+          f"buffer {args.buffer_size} | seed {args.seed} | train {record['train_time_s']:.1f} s")
     print(format_table(record))
     if error is not None:
         return fail(f"could not append to {os.path.join(args.results_path, 'results.jsonl')} ({error}); the run's "

@@ -27,17 +27,37 @@ def ensure_release(root, release):
     return folder
 
 
+PICKLE_MARK = b"\x80"  # the PROTO opcode that opens every pickle of protocol 2 or later (CIFAR's)
+
+
+def read_batch(path, label_key):
+    """One batch file; a file that is not a pickle, or a pickle without CIFAR's fields, is "not a CIFAR
+    batch file"; a pickle cut short is "truncated"."""
+    with open(path, "rb") as f:
+        if f.read(1) != PICKLE_MARK:
+            raise DataError(f"{path}: not a CIFAR batch file (it does not start like a pickle)")
+    try:
+        entry = load_pickle(path)
+    except EOFError:
+        raise DataError(f"{path}: truncated CIFAR batch file (the pickle ends early); download it again") from None
+    except (pickle.UnpicklingError, ValueError, TypeError) as error:
+        kind = "truncated" if "truncated" in str(error) else "damaged"
+        raise DataError(f"{path}: {kind} CIFAR batch file ({type(error).__name__}: {error})") from None
+    try:
+        return (np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32),
+                np.asarray(entry[label_key], dtype=np.int64))
+    except (KeyError, ValueError, TypeError) as error:
+        raise DataError(f"{path}: not a CIFAR batch file (no usable {error} field)") from None
+
+
 def read_batches(folder, names, label_key):
     """uint8 images [N, 3, 32, 32] and int64 labels from pickled CIFAR batch files."""
     images, labels = [], []
     for name in names:
         path = os.path.join(folder, name)
-        try:
-            entry = load_pickle(path)
-            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(entry[label_key], dtype=np.int64))
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as error:
-            raise DataError(f"{path}: not a readable CIFAR batch file ({type(error).__name__}: {error})") from None
+        batch_images, batch_labels = read_batch(path, label_key)
+        images.append(batch_images)
+        labels.append(batch_labels)
         if len(images[-1]) != len(labels[-1]):
             raise DataError(f"{path}: {len(images[-1])} images but {len(labels[-1])} labels")
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))

@@ -14,9 +14,20 @@ def remove_created_dirs(path, existed_before):
         path = os.path.dirname(path)
 
 
+def require_writable(root, filename, folder):
+    """A download needs to write `filename` into `root`: say so in one line when it cannot."""
+    ancestor = os.path.abspath(root)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DataError(f"no data in {folder}, and {os.path.join(root, filename)} cannot be written to download "
+                        f"it ({ancestor} is read-only); put the data there, or give a writable --data_path")
+
+
 def download_or_fail(url, root, filename, md5, folder):
     """Fetch and extract `url` into `root` so that `folder` appears; DataError when offline."""
     root = os.path.abspath(root)
+    require_writable(root, filename, folder)
     existed = {p for p in (root, os.path.dirname(root)) if os.path.isdir(p)}
     try:
         download_and_extract_archive(url, root, filename=filename, md5=md5)

@@ -6,6 +6,7 @@ from torchvision.datasets import MNIST
 from backbone.mlp import MLP
 from datasets import register_dataset
 from datasets.base import ContinualDataset, DataError, Splits
+from datasets.downloads import require_writable
 
 
 @register_dataset("seq-mnist")
@@ -20,11 +21,16 @@ class SequentialMNIST(ContinualDataset):
     def load_splits(self):
         root = self.args.data_path
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                train, test = (MNIST(root, train=split, download=True) for split in (True, False))
-        except (RuntimeError, OSError) as error:
-            raise DataError(f"seq-mnist: MNIST is not in {root}/MNIST/raw and could not be downloaded "
-                            f"({error}); place the four official *-ubyte.gz files there") from None
+            train, test = (MNIST(root, train=split) for split in (True, False))
+        except RuntimeError:
+            require_writable(root, "MNIST/raw/train-images-idx3-ubyte.gz", f"{root}/MNIST/raw")
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    train, test = (MNIST(root, train=split, download=True) for split in (True, False))
+            except (RuntimeError, OSError) as error:
+                reason = " ".join(str(error).split())
+                raise DataError(f"seq-mnist: MNIST is not in {root}/MNIST/raw and could not be downloaded "
+                                f"({reason}); place the four official *-ubyte.gz files there") from None
         return Splits(train.data[:, None], train.targets.long(), test.data[:, None], test.targets.long())
 
     def get_backbone(self):

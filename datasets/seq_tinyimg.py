@@ -9,7 +9,7 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
-from datasets.base import ContinualDataset, DataError, Splits
+from datasets.base import ContinualDataset, DataError, Splits, warn_data
 from datasets.downloads import download_or_fail
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -84,7 +84,8 @@ def save_atomically(path, array):
 
 
 def cached_splits(folder):
-    """Decode once, then read the .npy cache written next to the folder's files."""
+    """Decode once, then read the .npy cache written next to the folder's files; in a read-only
+    folder, decode at every load and say which cache file could not be written."""
     names = ("train_images", "train_labels", "test_images", "test_labels")
     paths = [os.path.join(folder, f"cache_{name}.npy") for name in names]
     if not all(os.path.isfile(p) for p in paths):
@@ -92,7 +93,12 @@ def cached_splits(folder):
         arrays = (decode_all(train_files), np.asarray(train_labels, dtype=np.int64),
                   decode_all(val_files), np.asarray(val_labels, dtype=np.int64))
         for path, array in zip(paths, arrays):
-            save_atomically(path, array)
+            try:
+                save_atomically(path, array)
+            except OSError as error:
+                warn_data(f"cannot write the cache file {path} ({error.strerror or error}); "
+                          f"the JPEG files will be decoded again at every load")
+                return Splits(*(torch.from_numpy(a) for a in arrays))
     try:
         return Splits(*(torch.from_numpy(np.load(p)) for p in paths))
     except (OSError, ValueError) as error:

@@ -83,3 +83,101 @@ def test_bare_help_imports_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# Issue 9, items 6, 7, 9, 10, 14
+
+@pytest.mark.parametrize("spelling", ["-inf", "-Infinity", "-INF", "-infinity", "-iNfInItY"])
+def test_every_float_spelling_of_minus_infinity_is_a_mask_value(spelling):
+    args, _, _ = main.parse_args(["--model", "sgd", "--mask", "general", "--mask_value", spelling])
+    assert args.mask_value == float("-inf")
+
+
+REFUSED_AS_SILENT = [
+    (["--model", "sgd", "--mask", "none", "--mask_value", "5"], ("--mask_value", "5.0", "mask none", "general, stopgrad")),
+    (["--model", "er_ace", "--buffer_size", "5", "--mask_value", "-1"], ("--mask_value", "mask ninf")),
+    (["--model", "sgd", "--mask", "balanced", "--mask_value", "0"], ("--mask_value", "mask balanced")),
+    (["--model", "sgd", "--buffer_size", "20"], ("--buffer_size", "20", "model sgd has no buffer", "der")),
+    (["--model", "joint", "--buffer_size", "5"], ("--buffer_size", "model joint has no buffer")),
+    (["--model", "der", "--buffer_size", "20", "--minibatch_size", "30"], ("--minibatch_size", "30", "at most")),
+    (["--model", "er", "--buffer_size", "5", "--alpha", "0.5"], ("--alpha", "model er", "models der, derpp, xder")),
+    (["--model", "sgd", "--nf", "20"], ("--nf", "dataset seq-digits", "seq-cifar10", "seq-tinyimg")),
+    (["--model", "sgd", "--lambd=0.1"], ("--lambd", "model xder")),
+    (["--model", "derr"], ("--model", "'derr'", "did you mean 'der'")),
+    (["--model", "DER", "--buffer_size", "5"], ("--model", "did you mean 'der'")),
+    (["--model", "sgd", "--mask", "genral"], ("--mask", "did you mean 'general'")),
+    (["--model", "sgd", "--dataset", "seq-cifar"], ("--dataset", "did you mean 'seq-cifar10'")),
+    (["--model", "sgd", "--buffr_size", "5"], ("--buffr_size", "did you mean '--buffer_size'")),
+]
+
+
+@pytest.mark.parametrize("argv,words", REFUSED_AS_SILENT)
+def test_flags_that_would_do_nothing_are_refused_with_the_owners(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(argv + ["--results_path", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_minibatch_defaults_to_what_the_buffer_can_give():
+    args, _, _ = main.parse_args(["--model", "der", "--buffer_size", "10"])
+    assert args.batch_size == 16 and args.minibatch_size == 10
+    args, _, _ = main.parse_args(["--model", "sgd"])
+    assert args.minibatch_size is None and args.mask_value is None
+
+
+def help_of(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_bare_help_describes_every_model_and_mask(capsys):
+    from models import MODELS
+    from utils.masks import MASKS
+    out = help_of(capsys)
+    for registry in (MODELS, MASKS):
+        for name in registry.names():
+            description = " ".join(registry.describe(name).split())
+            assert description and f"{name} {description[:40]}" in out, name
+
+
+def test_model_help_shows_default_mask_description_and_every_default(capsys):
+    out = help_of(capsys, "--model", "er_ace")
+    assert "model er_ace" in out and "ER-ACE (Caccia et al. 2022)" in out
+    assert "Default mask: ninf, scope ace" in out and "--task_free" in out
+    out = help_of(capsys, "--model", "der")
+    assert "--alpha ALPHA weight α of the logit MSE (default: 0.3" in out
+    assert "--compile torch.compile the backbone (default: off)" in out
+    assert "--checkpoint_dir CHECKPOINT_DIR" in out and "(default: none)" in out
+
+
+def test_mask_help_works_as_the_epilog_promises(capsys):
+    out = help_of(capsys, "--model", "sgd", "--mask", "stopgrad")
+    assert "--mask NAME --help" in out and "mask stopgrad" in out and "ẑ_j = sg(z_j) + m" in out
+
+
+def test_readme_flags_table_lists_every_flag_help_shows():
+    from datasets import DATASETS
+    from models import MODELS
+    from utils.cli import build_parser
+    from utils.masks import MASKS
+    with open(f"{ROOT}/README.md", encoding="utf-8") as f:
+        readme = f.read()
+    table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
+    shown = set()
+    for model in MODELS.names():
+        for dataset in DATASETS.names():
+            parser, _ = build_parser(["--model", model, "--dataset", dataset])
+            shown |= {option for action in parser._actions for option in action.option_strings
+                      if option.startswith("--") and option != "--help"}
+    for mask in MASKS.names():
+        parser, _ = build_parser(["--model", "sgd", "--mask", mask])
+        shown |= {option for action in parser._actions for option in action.option_strings
+                  if option.startswith("--") and option != "--help"}
+    missing = sorted(flag for flag in shown if f"`{flag}`" not in table and f"`{flag} " not in table)
+    assert not missing, f"README flags table lacks {missing}"

@@ -70,7 +70,15 @@ def test_cifar10_truncated_file_is_named(tmp_path):
     folder = write_cifar10(tmp_path)
     with open(folder / "test_batch", "r+b") as f:
         f.truncate(1000)
-    with pytest.warns(DataWarning), pytest.raises(DataError, match="test_batch: not a readable CIFAR batch"):
+    with pytest.warns(DataWarning), pytest.raises(DataError, match="test_batch: truncated CIFAR batch file"):
+        cifar10(tmp_path).load_splits()
+
+
+def test_cifar10_file_of_random_bytes_is_not_a_cifar_batch(tmp_path):
+    folder = write_cifar10(tmp_path)
+    noise = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    (folder / "data_batch_4").write_bytes(b"\x17" + noise)
+    with pytest.warns(DataWarning), pytest.raises(DataError, match="data_batch_4: not a CIFAR batch file"):
         cifar10(tmp_path).load_splits()
 
 

@@ -104,6 +104,8 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
                        help="channels_last memory format for images (default: on for convolutional backbones "
                             "in fp32, where it is never slower; off under --amp and for MLPs)")
     speed.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    speed.add_argument("--threads", type=positive_int,
+                       help="torch CPU threads (default: torch's own choice; a sweep gives each run its share)")
     safety = parser.add_argument_group("checkpoints and numerics")
     safety.add_argument("--checkpoint_dir", help="write a checkpoint after every epoch and task into this folder")
     safety.add_argument("--resume", action="store_true",

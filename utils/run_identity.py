@@ -9,13 +9,16 @@ import uuid
 from utils.results import json_safe
 
 PATH_FLAGS = ("data_path", "results_path", "checkpoint_dir")
-COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume"))
+COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume", "threads"))
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
 
 
 def run_key(args):
-    """Every resolved flag but paths and display: runs with equal keys are the same experiment."""
-    return {name: value for name, value in sorted(json_safe(vars(args)).items()) if name not in COSMETIC_FLAGS}
+    """Every resolved flag but paths, display and thread count, with the device reduced to its kind
+    (cuda:1 is cuda): runs with equal keys are the same experiment."""
+    key = {name: value for name, value in sorted(json_safe(vars(args)).items()) if name not in COSMETIC_FLAGS}
+    key["device"] = str(key["device"]).split(":")[0]
+    return key
 
 
 def key_hash(key, length=10):

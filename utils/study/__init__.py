@@ -1,0 +1,1 @@
+"""Tools that work on many runs: grids (utils.sweep), their backends, and reports (utils.report)."""

@@ -1,0 +1,37 @@
+"""The local backend: a pool of reused worker processes (torch imported once each); on a machine with
+GPUs, workers are pinned round-robin to the GPUs, --runs_per_gpu of them per GPU."""
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from utils.study.worker import init_worker, run_one
+
+
+def default_workers(threads, gpus, runs_per_gpu):
+    if gpus:
+        return gpus * runs_per_gpu
+    return max(1, (os.cpu_count() or 1) // threads)
+
+
+def run_local(runs, sweep_name, workers, threads, gpus, on_result):
+    """Run every argv of `runs`, calling on_result(argv, outcome) in the driver as each finishes."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(threads,)) as pool:
+        pending = {}
+        for index, argv in enumerate(runs):
+            device = f"cuda:{index % gpus}" if gpus else None
+            pending[pool.submit(run_one, argv, sweep_name, device)] = argv
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    argv = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool as error:
+                        outcome = {"error": f"the worker process died ({error})", "command": " ".join(argv)}
+                    on_result(argv, outcome)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -1,0 +1,62 @@
+"""One run of a sweep inside a reused worker process: parsed with main.py's parser, started from a
+clean state, trained exactly as `python main.py` would, and returned (never written) to the driver."""
+import contextlib
+import io
+import shlex
+import traceback
+
+
+def parse_run(argv):
+    """(args, model class, dataset class) or the one-line error main.py would print."""
+    from utils.cli import parse_args
+
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            return parse_args(argv), None
+    except SystemExit:
+        lines = stderr.getvalue().strip().splitlines()
+        return None, (lines[-1] if lines else "invalid flags").removeprefix("main.py: error: ")
+
+
+def key_of(argv):
+    """The run's key (every resolved flag but paths) and its hash, as main.py records them."""
+    from utils.run_identity import key_hash, run_key
+
+    parsed, error = parse_run(argv)
+    if error:
+        raise ValueError(error)
+    key = run_key(parsed[0])
+    return key, key_hash(key)
+
+
+def run_one(argv, sweep_name, device=None):
+    """{"record": results line} or {"error": last error line}; `device` pins a GPU (cuda:N)."""
+    import main
+    from utils.run_identity import key_hash, new_run_id, run_key, utc_now
+    from utils.training import StopSignals
+
+    command = "python main.py " + shlex.join(argv)
+    try:
+        parsed, error = parse_run(argv + (["--device", device] if device else []))
+        if error:
+            return {"error": error, "command": command}
+        args, model_cls, dataset_cls = parsed
+        main.start_clean(args)
+        identity = {"run_id": new_run_id(), "started_at": utc_now()}
+        signals = StopSignals()
+        signals.received = None
+        record = main.train_to_record(args, model_cls, dataset_cls, signals, identity, log=lambda *_: None)
+    except Exception as error:  # a failing run is reported, the sweep goes on
+        last = traceback.format_exception_only(type(error), error)[-1].strip()
+        return {"error": last, "command": command}
+    key = run_key(args)
+    record.update(sweep=sweep_name, key=key, key_hash=key_hash(key))
+    return {"record": record, "command": command}
+
+
+def init_worker(threads):
+    """Each worker gets its share of the CPU's cores, imported torch once."""
+    import torch
+
+    torch.set_num_threads(threads)
