@@ -1,0 +1,117 @@
+"""Results lines -> groups of runs that differ only in seed, and their statistics: mean, sample std
+(n−1), n, and Welch's t-test against a baseline group."""
+import json
+import math
+
+import numpy as np
+
+from utils.run_identity import COSMETIC_FLAGS
+
+METRICS = (("class_il", "final_avg"), ("task_il", "final_avg"), ("class_il", "forgetting"),
+           ("class_il", "bwt"), ("class_il", "fwt"))
+
+
+def metric_name(setting, metric):
+    return f"{setting}_{metric}"
+
+
+def read_results(paths):
+    """Every results line of the files (a torn last line, as a kill can leave, is skipped)."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+    return records
+
+
+def group_key(record, ignored=()):
+    """Every resolved flag but seed, paths, display flags and `ignored` (device reduced to its kind)."""
+    args = record["args"]
+    key = {name: value for name, value in args.items()
+           if name not in COSMETIC_FLAGS and name != "seed" and name not in ignored}
+    if "device" in key:
+        key["device"] = str(key["device"]).split(":")[0]
+    return tuple(sorted((name, json.dumps(value, sort_keys=True)) for name, value in key.items()))
+
+
+def matches(record, where):
+    """--where KEY=VALUE filters: numbers compare as numbers, anything else as text."""
+    for condition in where:
+        name, _, wanted = condition.partition("=")
+        value = record["args"].get(name)
+        try:
+            if not math.isclose(float(value), float(wanted)):
+                return False
+        except (TypeError, ValueError):
+            if str(value) != wanted and json.dumps(value) != wanted:
+                return False
+    return True
+
+
+class Group:
+    """Runs with one key; `flags` is the key as a dict of plain values."""
+
+    def __init__(self, key, records):
+        self.key, self.records = key, sorted(records, key=lambda r: r["args"]["seed"])
+        self.flags = {name: json.loads(value) for name, value in key}
+
+    @property
+    def n(self):
+        return len(self.records)
+
+    def values(self, setting, metric):
+        values = [r[setting][metric] for r in self.records]
+        return None if any(v is None for v in values) else np.array(values, dtype=float)
+
+    def mean_std(self, setting, metric):
+        """(mean, sample std with n−1 or None for one run), or (None, None) when a run lacks the metric."""
+        values = self.values(setting, metric)
+        if values is None:
+            return None, None
+        return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
+
+    def mean_matrix(self, setting):
+        """Element-wise mean of the accuracy matrices (None where a run did not evaluate)."""
+        stacked = np.array([[[np.nan if v is None else v for v in row] for row in r[setting]["matrix"]]
+                            for r in self.records], dtype=float)
+        return stacked.mean(axis=0)
+
+    def seen_curves(self, setting="class_il"):
+        """[runs, tasks]: mean accuracy on the tasks seen so far after each task."""
+        return np.array([[np.mean(row[:t + 1]) for t, row in enumerate(r[setting]["matrix"])]
+                         for r in self.records], dtype=float)
+
+
+def build_groups(records, ignored=(), where=()):
+    grouped = {}
+    for record in records:
+        if matches(record, where):
+            grouped.setdefault(group_key(record, ignored), []).append(record)
+    return [Group(key, members) for key, members in grouped.items()]
+
+
+def baseline_of(group, groups, baseline):
+    """The group equal to `group` except for the baseline's flags (KEY=VALUE) and flags the baseline
+    leaves unset (e.g. mask_value, which `none` does not have); None if there is none."""
+    wanted = dict(condition.partition("=")[::2] for condition in baseline)
+    for candidate in groups:
+        if candidate is group or not all(str(candidate.flags.get(k)) == v for k, v in wanted.items()):
+            continue
+        if all(candidate.flags.get(name) in (None, value) for name, value in group.flags.items() if name not in wanted):
+            return candidate
+    return None
+
+
+def welch(first, second):
+    """(difference of means, two-sided Welch t-test p) of two samples; p is None below 2 runs each."""
+    from scipy import stats
+
+    difference = float(np.mean(first) - np.mean(second))
+    if len(first) < 2 or len(second) < 2:
+        return difference, None
+    p = stats.ttest_ind(first, second, equal_var=False).pvalue
+    return difference, (None if math.isnan(p) else float(p))

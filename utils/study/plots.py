@@ -1,0 +1,115 @@
+"""Figures of a report (matplotlib, PNG, no display): the mean accuracy matrix of each group, the
+accuracy on the tasks seen so far after each task (one line per mask, one panel per model), and final
+Class-IL and forgetting against the mask value m where a grid varies it."""
+import math
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+import numpy as np  # noqa: E402
+
+from utils.study.tables import mask_label  # noqa: E402
+
+DPI = 100
+
+
+def slug(text):
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
+
+
+def group_title(group):
+    f = group.flags
+    return f"{f.get('model')} | {mask_label(f)} | buffer {f.get('buffer_size')} | {f.get('dataset')}"
+
+
+def save(figure, directory, name):
+    path = os.path.join(directory, f"{slug(name)}.png")
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def heatmap(group, directory, index):
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    for axis, (setting, label) in zip(axes, (("class_il", "Class-IL"), ("task_il", "Task-IL"))):
+        matrix = group.mean_matrix(setting)
+        shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=100, cmap="viridis")
+        for (i, j), value in np.ndenumerate(matrix):
+            if not math.isnan(value):
+                axis.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                          color="white" if value < 60 else "black")
+        ticks = range(len(matrix))
+        axis.set_xticks(ticks, [str(t + 1) for t in ticks])
+        axis.set_yticks(ticks, [str(t + 1) for t in ticks])
+        axis.set_xlabel("evaluated task")
+        axis.set_ylabel("after training task")
+        axis.set_title(f"{label} accuracy (%)")
+    figure.colorbar(shown, ax=axes, fraction=0.03, label="mean accuracy (%)")
+    figure.suptitle(f"{group_title(group)} — mean of {group.n} runs")
+    return save(figure, directory, f"matrix-{index:03d}-{group_title(group)}")
+
+
+def seen_task_curves(groups, directory):
+    """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band."""
+    paths = []
+    settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in groups}, key=str)
+    for dataset, buffer_size in settings:
+        members = [g for g in groups if (g.flags.get("dataset"), g.flags.get("buffer_size")) == (dataset, buffer_size)]
+        models = sorted({g.flags.get("model") for g in members})
+        figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False, sharey=True)
+        for axis, model in zip(axes[0], models):
+            for group in sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags)):
+                curves = group.seen_curves()
+                tasks = np.arange(1, curves.shape[1] + 1)
+                mean = curves.mean(axis=0)
+                std = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+                axis.plot(tasks, mean, marker="o", label=f"{mask_label(group.flags)} (n={group.n})")
+                axis.fill_between(tasks, mean - std, mean + std, alpha=0.2)
+            axis.set_title(model)
+            axis.set_xlabel("tasks learned")
+            axis.set_xticks(tasks)
+            axis.legend(fontsize=7)
+        axes[0][0].set_ylabel("Class-IL accuracy on tasks seen (%)")
+        runs = sum(g.n for g in members)
+        figure.suptitle(f"{dataset}, buffer {buffer_size}: mean ± std over seeds ({runs} runs)")
+        paths.append(save(figure, directory, f"seen-tasks-{dataset}-buffer{buffer_size}"))
+    return paths
+
+
+def mask_value_curves(groups, directory):
+    """Final Class-IL and forgetting against m, a line per model (and mask), where m varies."""
+    paths = []
+    valued = [g for g in groups if isinstance(g.flags.get("mask_value"), (int, float))]
+    settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in valued}, key=str)
+    for dataset, buffer_size in settings:
+        members = [g for g in valued if (g.flags.get("dataset"), g.flags.get("buffer_size")) == (dataset, buffer_size)]
+        lines = {}
+        for group in members:
+            lines.setdefault((group.flags.get("model"), group.flags.get("mask")), []).append(group)
+        lines = {k: sorted(v, key=lambda g: g.flags["mask_value"]) for k, v in lines.items() if len(v) > 1}
+        if not lines:
+            continue
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for axis, (setting, metric, label) in zip(axes, (("class_il", "final_avg", "final Class-IL (%)"),
+                                                         ("class_il", "forgetting", "Class-IL forgetting (%)"))):
+            for (model, mask), line in sorted(lines.items()):
+                values = [g.flags["mask_value"] for g in line]
+                stats = [g.mean_std(setting, metric) for g in line]
+                axis.errorbar(values, [m for m, _ in stats], yerr=[s or 0 for _, s in stats], marker="o",
+                              capsize=3, label=f"{model}, {mask}")
+            axis.set_xlabel("mask value m")
+            axis.set_ylabel(label)
+            axis.legend(fontsize=7)
+        runs = sum(g.n for line in lines.values() for g in line)
+        figure.suptitle(f"{dataset}, buffer {buffer_size}: mean ± std against m ({runs} runs)")
+        paths.append(save(figure, directory, f"mask-value-{dataset}-buffer{buffer_size}"))
+    return paths
+
+
+def write_plots(groups, directory):
+    os.makedirs(directory, exist_ok=True)
+    paths = [heatmap(group, directory, i) for i, group in enumerate(groups)]
+    return paths + seen_task_curves(groups, directory) + mask_value_curves(groups, directory)
