@@ -123,8 +123,8 @@ def test_flags_that_would_do_nothing_are_refused_with_the_owners(tmp_path, capsy
 
 
 def test_minibatch_defaults_to_what_the_buffer_can_give():
-    args, _, _ = main.parse_args(["--model", "der", "--buffer_size", "10"])
-    assert args.batch_size == 16 and args.minibatch_size == 10
+    args, _, _ = main.parse_args(["--model", "der", "--buffer_size", "5"])
+    assert args.batch_size == 10 and args.minibatch_size == 5
     args, _, _ = main.parse_args(["--model", "sgd"])
     assert args.minibatch_size is None and args.mask_value is None
 

@@ -161,4 +161,4 @@ def test_a_mask_value_for_a_mask_without_one_is_refused(name):
     with pytest.raises(ValueError, match=f"--mask_value: 5.0 is not allowed with mask {name}.*general, stopgrad"):
         build_mask(name, value=5.0)
     assert build_mask(name).value is None
-    assert build_mask("general").value == 0.0 and build_mask("stopgrad", -math.inf).value == -math.inf
+    assert build_mask("general").value == -3.0 and build_mask("stopgrad", -math.inf).value == -math.inf

@@ -84,7 +84,7 @@ def test_disk_failing_at_the_end_keeps_the_record(tmp_path, monkeypatch, capsys)
 
 def test_default_checkpoint_folder_differs_for_every_flag_that_changes_the_run():
     base = ["--model", "der", "--buffer_size", "20", "--device", "cpu"]
-    variants = [[], ["--mask", "general"], ["--mask", "general", "--mask_value", "-3"], ["--buffer_size", "30"],
+    variants = [[], ["--mask", "general"], ["--mask", "general", "--mask_value", "-1"], ["--buffer_size", "30"],
                 ["--alpha", "0.5"], ["--lr", "0.05"], ["--seed", "1"], ["--eval_future"]]
     folders = [default_checkpoint_dir(parse_args(base + extra)[0]) for extra in variants]
     assert len(set(folders)) == len(folders)

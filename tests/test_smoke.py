@@ -20,7 +20,7 @@ def test_model_mask_grid(tmp_path, model, mask):
     assert record["model"] == model and record["mask"] == mask and record["dataset"] == "seq-digits"
     assert all_finite(record["class_il"]) and all_finite(record["task_il"])
     assert len(record["class_il"]["matrix"]) == 5 and len(record["class_il"]["matrix"][0]) == 5
-    assert record["mask_value"] == (0.0 if mask in ("general", "stopgrad") else None)
+    assert record["mask_value"] == (-3.0 if mask in ("general", "stopgrad") else None)
     assert 0 < record["train_time_s"] <= record["time_s"]
 
 
@@ -36,7 +36,7 @@ def test_defaults_come_from_the_model_and_dataset(tmp_path):
     record = run_main(tmp_path, "--model", "derpp", "--buffer_size", "10", "--n_epochs", "1", "--minibatch_size", "3")
     args = record["args"]
     assert record["mask"] == "none" and args["mask_scope"] == "task"
-    assert args["lr"] == 0.1 and args["batch_size"] == 16 and args["minibatch_size"] == 3
+    assert args["lr"] == 0.03 and args["batch_size"] == 10 and args["n_epochs"] == 1 and args["minibatch_size"] == 3
     assert args["alpha"] == 0.1 and args["beta"] == 0.5
 
 
@@ -51,6 +51,7 @@ def test_same_seed_gives_identical_matrix(tmp_path):
 
 
 def test_replay_beats_fine_tuning(tmp_path):
-    sgd = run_main(tmp_path / "sgd", "--model", "sgd")
-    er = run_main(tmp_path / "er", "--model", "er", "--buffer_size", "100")
+    protocol = ("--n_epochs", "5", "--batch_size", "16", "--lr", "0.1")
+    sgd = run_main(tmp_path / "sgd", "--model", "sgd", *protocol)
+    er = run_main(tmp_path / "er", "--model", "er", "--buffer_size", "100", *protocol)
     assert er["class_il"]["final_avg"] > sgd["class_il"]["final_avg"] + 20
