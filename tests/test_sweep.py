@@ -131,3 +131,14 @@ def test_ray_backend_gives_the_local_backend_matrices(tmp_path):
     for record in read_records(tmp_path / "ray"):
         assert record["class_il"]["matrix"] == by_model[record["model"]]["class_il"]["matrix"]
     assert len(read_records(tmp_path / "ray")) == 2
+
+
+def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
+    counts = {"example.yaml": 80, "digits-masks-smnist.yaml": 320, "digits-masks-defaults.yaml": 320}
+    for name, count in counts.items():
+        assert sweep.main([os.path.join(ROOT, "grids", name), "--dry_run", "--results_path", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == f"{count} runs"
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        inline = next(line.strip() for line in f if line.strip().startswith("python -m utils.sweep --grid"))
+    assert sweep.main(["--dry_run", "--results_path", str(tmp_path)] + inline.split()[3:]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "40 runs"
