@@ -5,7 +5,8 @@ from torch import nn
 
 from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
-from utils.masking import ace_keep, build_mask, masked_cross_entropy, task_keep
+from utils.diagnostics import Diagnostics
+from utils.masking import ace_keep, build_mask, label_kept, masked_cross_entropy, task_keep
 
 
 class NonFiniteLoss(Exception):
@@ -45,6 +46,7 @@ class ContinualModel(nn.Module):
         self.task = 0
         self.skipped_steps = 0
         self.finite_logits = torch.ones((), dtype=torch.bool, device=device)
+        self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
         self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
 
     @staticmethod
@@ -80,10 +82,14 @@ class ContinualModel(nn.Module):
     def stream_loss(self, logits, labels):
         """CE through the mask: the mask's place in every model."""
         self.finite_logits = torch.isfinite(logits).all()
-        return masked_cross_entropy(logits, labels, self.stream_keep(labels), self.mask)
+        keep = label_kept(self.stream_keep(labels), labels)
+        logits = self.diagnostics.observe_stream(logits, labels, keep, self.mask(logits.detach().float(), keep),
+                                                 self.task)
+        return masked_cross_entropy(logits, labels, keep, self.mask)
 
     def buffer_loss(self, logits, labels):
         """Buffer CE: plain, or masked with task scope under --mask_buffer."""
+        logits = self.diagnostics.observe_buffer(logits, self.task)
         if self.args.mask_buffer:
             keep = task_keep(labels, self.classes_per_task, logits.shape[1])
             return masked_cross_entropy(logits, labels, keep, self.mask)
@@ -108,6 +114,7 @@ class ContinualModel(nn.Module):
         the parameters as they are and counts the step (one scalar read per step).
         """
         loss = sum(terms.values())
+        self.diagnostics.add_terms(terms)
         if not bool(torch.isfinite(loss) & self.finite_logits):
             if self.args.nan_policy != "skip":
                 raise NonFiniteLoss({name: value.detach().item() for name, value in terms.items()})
@@ -128,6 +135,7 @@ class ContinualModel(nn.Module):
         return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "skipped_steps": self.skipped_steps, "mask": self.mask.state_dict(),
+                "diagnostics": self.diagnostics.state_dict(),
                 "buffer": None if self.buffer is None else self.buffer.state_dict()}
 
     def load_checkpoint_state(self, state):
@@ -137,5 +145,6 @@ class ContinualModel(nn.Module):
             self.scaler.load_state_dict(state["scaler"])
         self.task, self.skipped_steps = state["task"], state["skipped_steps"]
         self.mask.load_state_dict(state["mask"])
+        self.diagnostics.load_state_dict(state["diagnostics"])
         if self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])

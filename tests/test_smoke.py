@@ -7,7 +7,8 @@ from utils.masking import get_mask_names
 
 RESULT_KEYS = {"model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed", "args",
                "class_il", "task_il", "time_s", "train_time_s", "skipped_steps", "git", "run_id", "started_at",
-               "key_hash", "environment"}
+               "key_hash", "environment", "recency_bias", "old_accuracy", "new_accuracy", "task_confusion",
+               "diagnostics"}
 REPLAY = {"er", "der", "derpp", "er_ace", "xder"}
 
 

@@ -106,6 +106,11 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     speed.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     speed.add_argument("--threads", type=positive_int,
                        help="torch CPU threads (default: torch's own choice; a sweep gives each run its share)")
+    logging = parser.add_argument_group("diagnostics")
+    logging.add_argument("--log_dir", help="write TensorBoard event files of the per-step diagnostics and the "
+                                           "per-task accuracies into this folder (default: none, no logging)")
+    logging.add_argument("--log_every", type=positive_int, default=20,
+                         help="steps between two TensorBoard points (default: 20)")
     safety = parser.add_argument_group("checkpoints and numerics")
     safety.add_argument("--checkpoint_dir", help="write a checkpoint after every epoch and task into this folder")
     safety.add_argument("--resume", action="store_true",

@@ -68,9 +68,14 @@ def masked_cross_entropy(logits, labels, keep, mask):
 
     The label's own class is always kept: a masked target would make the loss infinite.
     """
-    keep = keep.bool() | F.one_hot(labels, logits.shape[1]).bool()
+    keep = label_kept(keep, labels)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return F.cross_entropy(mask(logits, keep), labels)
+
+
+def label_kept(keep, labels):
+    """keep with each row's label class kept, as the cross-entropy uses it."""
+    return keep.bool() | F.one_hot(labels, keep.shape[1]).bool()
 
 
 def task_keep(labels, classes_per_task, n_classes):

@@ -89,7 +89,9 @@ def build_record(args, outcome, time_s, identity, environment, key_hash):
         "class_il": outcome["class_il"], "task_il": outcome["task_il"], "time_s": time_s,
         "train_time_s": outcome["train_time_s"], "skipped_steps": outcome["skipped_steps"], "git": git_revision(),
         "run_id": identity["run_id"], "started_at": identity["started_at"], "key_hash": key_hash,
-        "environment": environment,
+        "environment": environment, "recency_bias": outcome["recency_bias"], "old_accuracy": outcome["old_accuracy"],
+        "new_accuracy": outcome["new_accuracy"], "task_confusion": outcome["task_confusion"],
+        "diagnostics": outcome["diagnostics"],
     })
 
 
@@ -124,6 +126,7 @@ def format_table(record):
     def cell(value):
         return "n/a" if value is None else f"{value:.2f}"
     rows = [[name] + [cell(record[setting][name]) for setting in ("class_il", "task_il")] for name in METRICS]
+    rows.append(["recency_bias", cell(record["recency_bias"][-1]), "—"])
     table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
     if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):
         table += "\nfwt: n/a, needs --eval_future (evaluation of future tasks and of the untrained network)"

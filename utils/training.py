@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from models.base import NonFiniteLoss
 from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
+from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.metrics import summarize
 from utils.results import accuracy, json_safe
 from utils.run_identity import default_checkpoint_dir
@@ -51,23 +52,30 @@ def evaluate(model, dataset, last_trained, future=False):
     """Class-IL and Task-IL accuracy (%, exact from counts) on each task's test split after training
     `last_trained` (−1: untrained); tasks after it are evaluated only with `future` (else None).
     Class-IL: argmax over the classes of tasks 0..max(last_trained, j); Task-IL: argmax within task j's
-    classes. The forward is the training one (precision, memory format), without autograd."""
+    classes. Also the seen tasks' Class-IL task-confusion counts and correct counts. The forward is the
+    training one (precision, memory format), without autograd."""
     was_training = model.training
     model.eval()
-    cpt, splits = dataset.N_CLASSES_PER_TASK, dataset.splits
-    n_evaluated = dataset.N_TASKS if future else last_trained + 1
-    class_il, task_il = [None] * dataset.N_TASKS, [None] * dataset.N_TASKS
+    cpt, splits, n_tasks = dataset.N_CLASSES_PER_TASK, dataset.splits, dataset.N_TASKS
+    n_evaluated = n_tasks if future else last_trained + 1
+    class_il, task_il = [None] * n_tasks, [None] * n_tasks
+    confusion, correct, totals = [], [], []
     for task in range(n_evaluated):
         indices = dataset.task_indices(task, train=False)
         logits = torch.cat([model(dataset.normalize(splits.test_images[chunk]))
                             for chunk in indices.split(EVAL_BATCH)])
         labels = splits.test_labels[indices]
         n_visible = (max(last_trained, task) + 1) * cpt
-        class_correct = (logits[:, :n_visible].argmax(1) == labels).sum()
+        predicted = logits[:, :n_visible].argmax(1)
+        class_correct = (predicted == labels).sum()
         task_correct = (logits[:, task * cpt:(task + 1) * cpt].argmax(1) + task * cpt == labels).sum()
         class_il[task], task_il[task] = accuracy(class_correct, len(labels)), accuracy(task_correct, len(labels))
+        if task <= last_trained:
+            confusion.append(torch.bincount(predicted // cpt, minlength=last_trained + 1).tolist())
+            correct.append(int(class_correct))
+            totals.append(len(labels))
     model.train(was_training)
-    return class_il, task_il
+    return class_il, task_il, {"counts": confusion, "correct": correct, "totals": totals}
 
 
 def task_scheduler(optimizer, args, state=None):
@@ -135,6 +143,8 @@ class Trainer:
         self.generator.set_state(state["generator"])
         set_rng_states(state["rng"])
         self.progress = state["progress"]
+        for name, empty in (("global_step", 0), ("where", []), ("diagnostics", [])):  # older checkpoints
+            self.progress.setdefault(name, empty)
         if self.progress["order"] is not None:
             self.progress["order"] = self.progress["order"].to(self.model.device)
         return state["scheduler"]
@@ -150,21 +160,56 @@ class Trainer:
         and the number of skipped steps."""
         scheduler_state = None
         if resume_state is None:
-            baseline = evaluate(self.model, self.dataset, -1, future=True) if self.args.eval_future else None
+            baseline = evaluate(self.model, self.dataset, -1, future=True)[:2] if self.args.eval_future else None
             self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
-                             "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0}
+                             "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0,
+                             "global_step": 0, "where": [], "diagnostics": []}
         else:
             scheduler_state = self.restore(resume_state)
         self.stop_if_signalled()
         self.model.train()
         self.clock = time.perf_counter()
-        while self.progress["task"] < self.dataset.N_TASKS:
-            self.train_task(scheduler_state)
-            scheduler_state = None
-        baseline_class_il, baseline_task_il = self.progress["baseline"] or (None, None)
-        return {"class_il": summarize(self.progress["class_rows"], baseline_class_il),
-                "task_il": summarize(self.progress["task_rows"], baseline_task_il),
-                "train_time_s": self.progress["train_time_s"], "skipped_steps": self.model.skipped_steps}
+        self.writer = open_writer(self.args, self.progress["global_step"] + 1 if resume_state else None)
+        try:
+            while self.progress["task"] < self.dataset.N_TASKS:
+                self.train_task(scheduler_state)
+                scheduler_state = None
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        progress = self.progress
+        baseline_class_il, baseline_task_il = progress["baseline"] or (None, None)
+        accuracies = [old_new_accuracy(w["correct"], w["totals"]) for w in progress["where"]]
+        return {"class_il": summarize(progress["class_rows"], baseline_class_il),
+                "task_il": summarize(progress["task_rows"], baseline_task_il),
+                "train_time_s": progress["train_time_s"], "skipped_steps": self.model.skipped_steps,
+                "recency_bias": [recency_bias(w["counts"]) for w in progress["where"]],
+                "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
+                "task_confusion": task_confusion(progress["where"][-1]["counts"]) if progress["where"] else None,
+                "diagnostics": progress["diagnostics"]}
+
+    def log_task(self, task, class_il, task_il, predictions):
+        """After each task: every evaluated task's accuracies and the recency bias, at the current step."""
+        if self.writer is None:
+            return
+        step = self.progress["global_step"]
+        for j, (class_value, task_value) in enumerate(zip(class_il, task_il)):
+            if class_value is not None:
+                self.writer.add_scalar(f"acc_class_il/task{j + 1}", class_value, step)
+                self.writer.add_scalar(f"acc_task_il/task{j + 1}", task_value, step)
+        bias = recency_bias(predictions["counts"])
+        if bias is not None:
+            self.writer.add_scalar("eval/recency_bias", bias, step)
+        self.writer.flush()
+
+    def log_step(self):
+        """Every --log_every steps: the window's diagnostics (one device-to-host read) and the lr."""
+        step = self.progress["global_step"]
+        if self.writer is None or step % self.args.log_every:
+            return
+        for name, value in self.model.diagnostics.read_window().items():
+            self.writer.add_scalar(name, value, step)
+        self.writer.add_scalar("lr", self.model.opt.param_groups[0]["lr"], step)
 
     def train_task(self, scheduler_state):
         progress, args, splits = self.progress, self.args, self.dataset.splits
@@ -193,9 +238,12 @@ class Trainer:
         bar.close()
         self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         self.account_time()
-        class_il, task_il = evaluate(self.model, self.dataset, task, future=args.eval_future)
+        class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
         progress["class_rows"].append(class_il)
         progress["task_rows"].append(task_il)
+        progress["where"].append(predictions)
+        progress["diagnostics"].append(self.model.diagnostics.read_task())
+        self.log_task(task, class_il, task_il, predictions)
         progress.update(task=task + 1, task_started=False)
         self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
                  f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
@@ -212,7 +260,9 @@ class Trainer:
                                 f"{progress['epoch'] + 1}, step {progress['step'] + 1}: {error} "
                                 f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
         progress["step"] += 1
+        progress["global_step"] += 1
         self.steps_run += 1
+        self.log_step()
         if not self.args.non_verbose and progress["step"] % LOG_EVERY == 1:
             bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
@@ -228,3 +278,13 @@ class Trainer:
         if self.steps_run:
             path = self.checkpoint(self.args.checkpoint_dir or default_checkpoint_dir(self.args))
         raise Interrupted(StopSignals.STATUS[self.signals.received], path)
+
+
+def open_writer(args, purge_step):
+    """A TensorBoard writer into --log_dir (None without it); a resumed run purges the events written
+    after its checkpoint, so its curves continue with no duplicated or missing steps."""
+    if not args.log_dir:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(args.log_dir, purge_step=purge_step)

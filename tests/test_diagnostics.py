@@ -1,0 +1,128 @@
+"""Issue 11: per-step gradient and probability diagnostics against hand computation for every mask,
+the task-confusion matrix and recency bias, TensorBoard events read back (also across a resume)."""
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+import main
+from tests.helpers import run_main
+from utils.confusion import old_new_accuracy, recency_bias, task_confusion
+from utils.diagnostics import Diagnostics
+from utils.masking import build_mask, label_kept, masked_cross_entropy, task_keep
+
+# 3 tasks × 2 classes; the current task is task 1 (classes 2, 3)
+LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)
+LABELS = torch.tensor([2, 3])
+COUNTS = torch.tensor([5.0, 7.0, 3.0, 4.0, 1.0, 1.0])
+
+
+def diagnose(name, value=None):
+    options = {"counts": COUNTS} if name == "balanced" else {}
+    mask = build_mask(name, value, **options)
+    diagnostics = Diagnostics(6, 2, "cpu")
+    z = LOGITS.clone().requires_grad_(True)
+    keep = label_kept(task_keep(LABELS, 2, 6), LABELS)
+    tapped = diagnostics.observe_stream(z, LABELS, keep, mask(z.detach(), keep), task=1)
+    masked_cross_entropy(tapped, LABELS, keep, mask).backward()
+    return diagnostics.read_window()
+
+
+def expected(name, m=None):
+    """Hand computation: ẑ per the mask, p = softmax(ẑ), ∂L/∂z = (p − y)/B on the classes that get a
+    gradient, group masses mean_i Σ_j |∂L/∂z_ij|, masked mass mean_i Σ_{j masked} p_ij."""
+    z = LOGITS.numpy()
+    kept = np.zeros((2, 6), dtype=bool)
+    kept[:, 2:4] = True
+    if name == "none":
+        z_hat, flows = z, np.ones_like(kept)
+    elif name == "ninf":
+        z_hat, flows = np.where(kept, z, -np.inf), kept
+    elif name == "general":
+        z_hat, flows = np.where(kept, z, m), kept
+    elif name == "stopgrad":
+        z_hat, flows = np.where(kept, z, z + m), kept
+    else:
+        z_hat, flows = z + np.log(COUNTS.numpy()), np.ones_like(kept)
+    p = np.exp(z_hat - z_hat.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = np.eye(6)[LABELS.numpy()]
+    grad = np.where(flows, (p - y) / 2, 0.0)
+    mass = [np.abs(grad[:, cols]).sum(1).mean() for cols in (slice(0, 2), slice(2, 4), slice(4, 6))]
+    logit = [z[:, cols].mean() for cols in (slice(0, 2), slice(2, 4), slice(4, 6))]
+    return mass, logit, (p * ~kept).sum(1).mean()
+
+
+@pytest.mark.parametrize("name,m", [("none", None), ("ninf", None), ("general", 0.0), ("general", -3.0),
+                                    ("stopgrad", 0.0), ("stopgrad", -3.0), ("balanced", None)])
+def test_group_masses_and_masked_probability_by_hand(name, m):
+    got = diagnose(name, m)
+    mass, logit, masked = expected(name, m)
+    assert [got["grad/old"], got["grad/current"], got["grad/future"]] == pytest.approx(mass, abs=1e-6)
+    assert [got["logit/old"], got["logit/current"], got["logit/future"]] == pytest.approx(logit, abs=1e-6)
+    assert got["prob/masked"] == pytest.approx(masked, abs=1e-6)
+    if name in ("ninf", "general", "stopgrad"):
+        assert got["grad/old"] == 0.0 and got["grad/future"] == 0.0
+    if name == "ninf":
+        assert got["prob/masked"] == 0.0
+    if name == "general":
+        assert got["prob/masked"] == pytest.approx(np.mean([4 * np.exp(m) / (4 * np.exp(m) + np.exp(z[2:4]).sum())
+                                                            for z in LOGITS.numpy()]))
+
+
+def test_confusion_recency_and_old_new_accuracy_by_hand():
+    counts = [[6, 1, 3], [2, 5, 3], [0, 1, 9]]  # rows: true task, columns: predicted task
+    assert task_confusion(counts)[0] == [60.0, 10.0, 30.0]
+    assert recency_bias(counts) == pytest.approx(100 * (3 + 3) / 20)
+    assert recency_bias([[7, 3]]) is None or recency_bias([[10]]) is None
+    assert recency_bias([[10]]) is None
+    assert old_new_accuracy([6, 5, 9], [10, 10, 10]) == (55.0, 90.0)
+
+
+def test_results_line_holds_the_series(tmp_path, capsys):
+    record = run_main(tmp_path, "--model", "der", "--buffer_size", "20")
+    assert len(record["recency_bias"]) == 5 and record["recency_bias"][0] is None
+    assert all(0 <= v <= 100 for v in record["recency_bias"][1:])
+    assert len(record["task_confusion"]) == 5 and all(sum(row) == pytest.approx(100) for row in record["task_confusion"])
+    assert record["new_accuracy"][-1] == record["class_il"]["matrix"][-1][-1]
+    assert len(record["diagnostics"]) == 5 and record["diagnostics"][0]["grad/old"] == 0.0
+    assert record["diagnostics"][1]["grad/old"] > 0 and record["diagnostics"][1]["grad/current"] > 0  # none pushes old
+    assert "recency_bias" in capsys.readouterr().out
+    assert not any("tfevents" in name for _, _, files in os.walk(tmp_path) for name in files)
+
+
+def scalars(log_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)], set(events.Tags()["scalars"])
+
+
+def test_event_files_read_back_and_continue_across_a_resume(tmp_path, monkeypatch):
+    flags = ["--model", "derpp", "--mask", "general", "--buffer_size", "20", "--non_verbose", "--log_every", "5",
+             "--results_path", str(tmp_path / "results")]
+    assert main.main(flags + ["--log_dir", str(tmp_path / "whole")]) == 0
+    whole, tags = scalars(tmp_path / "whole", "grad/current")
+    for tag in ("grad/old", "grad/current", "grad/future", "prob/masked", "loss/ce", "loss/mse", "lr",
+                "acc_class_il/task1", "acc_task_il/task5", "eval/recency_bias", "grad_buffer/current"):
+        assert tag in tags
+    assert [step for step, _ in whole] == list(range(5, 5 * len(whole) + 1, 5))
+
+    from models.derpp import Derpp as Der
+    real_observe, calls = Der.observe, [0]
+
+    def observe_then_signal(self, images, labels):
+        calls[0] += 1
+        if calls[0] == 47:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_observe(self, images, labels)
+    monkeypatch.setattr(Der, "observe", observe_then_signal)
+    resumed = flags + ["--log_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    assert main.main(resumed) == 143
+    monkeypatch.setattr(Der, "observe", real_observe)
+    assert main.main(resumed + ["--resume"]) == 0
+    again, _ = scalars(tmp_path / "resumed", "grad/current")
+    assert [step for step, _ in again] == [step for step, _ in whole]
+    assert [value for _, value in again] == pytest.approx([value for _, value in whole])
