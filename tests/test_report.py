@@ -111,3 +111,25 @@ def test_mask_value_plot_where_m_varies(tmp_path, capsys):
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert report.main([str(path), "--plots", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "mask-value-seq-digits-buffer20.png").is_file()
+
+
+def test_recency_bias_old_gradient_mass_and_their_plots(tmp_path, capsys):
+    path = tmp_path / "results.jsonl"
+    lines = []
+    for mask, scale in (("none", 1.0), ("ninf", 0.0)):
+        for seed in range(2):
+            line = record("der", mask, None, seed, 40.0 + seed)
+            line["recency_bias"] = [None, 20.0 * (1 + scale), 30.0 + seed * 10 * scale]
+            line["diagnostics"] = [{"grad/old": 0.0}, {"grad/old": 0.2 * scale}, {"grad/old": (0.4 + seed) * scale}]
+            line["task_confusion"] = [[80.0, 10.0, 10.0], [0.0, 70.0, 30.0], [5.0, 5.0, 90.0]]
+            lines.append(line)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = {r["mask"]: r for r in csv_rows(capsys, str(path))}
+    assert float(rows["none"]["recency_bias_mean"]) == pytest.approx(35.0)
+    assert float(rows["none"]["recency_bias_std"]) == pytest.approx(np.std([30.0, 40.0], ddof=1))
+    assert float(rows["none"]["grad_old_mean"]) == pytest.approx(np.mean([(0.2 + 0.4) / 2, (0.2 + 1.4) / 2]))
+    assert float(rows["ninf"]["grad_old_mean"]) == 0.0
+    assert report.main([str(path), "--plots", str(tmp_path / "plots")]) == 0
+    names = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"old-grad-seq-digits-buffer20.png", "confusion-000-der_none_buffer_20_seq-digits.png"} <= names
+    assert "recency bias" in capsys.readouterr().out

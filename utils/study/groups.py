@@ -7,12 +7,29 @@ import numpy as np
 
 from utils.run_identity import COSMETIC_FLAGS
 
-METRICS = (("class_il", "final_avg"), ("task_il", "final_avg"), ("class_il", "forgetting"),
-           ("class_il", "bwt"), ("class_il", "fwt"))
+def final_recency_bias(record):
+    return (record.get("recency_bias") or [None])[-1]
 
 
-def metric_name(setting, metric):
-    return f"{setting}_{metric}"
+def old_gradient_mass(record):
+    """Mean over tasks t ≥ 2 of the stream CE's per-task mean old-class gradient mass (grad/old)."""
+    per_task = [d.get("grad/old") for d in (record.get("diagnostics") or [])[1:]]
+    return None if not per_task or None in per_task else float(np.mean(per_task))
+
+
+def summary_metric(setting, metric):
+    return lambda record: record[setting][metric]
+
+
+# (column name, getter): the figures a report gives for each group
+METRICS = (("class_il_final_avg", summary_metric("class_il", "final_avg")),
+           ("task_il_final_avg", summary_metric("task_il", "final_avg")),
+           ("class_il_forgetting", summary_metric("class_il", "forgetting")),
+           ("class_il_bwt", summary_metric("class_il", "bwt")),
+           ("class_il_fwt", summary_metric("class_il", "fwt")),
+           ("recency_bias", final_recency_bias),
+           ("grad_old", old_gradient_mass))
+METRIC = dict(METRICS)
 
 
 def read_results(paths):
@@ -63,13 +80,13 @@ class Group:
     def n(self):
         return len(self.records)
 
-    def values(self, setting, metric):
-        values = [r[setting][metric] for r in self.records]
+    def values(self, name):
+        values = [METRIC[name](r) for r in self.records]
         return None if any(v is None for v in values) else np.array(values, dtype=float)
 
-    def mean_std(self, setting, metric):
+    def mean_std(self, name):
         """(mean, sample std with n−1 or None for one run), or (None, None) when a run lacks the metric."""
-        values = self.values(setting, metric)
+        values = self.values(name)
         if values is None:
             return None, None
         return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
@@ -80,10 +97,26 @@ class Group:
                             for r in self.records], dtype=float)
         return stacked.mean(axis=0)
 
-    def seen_curves(self, setting="class_il"):
-        """[runs, tasks]: mean accuracy on the tasks seen so far after each task."""
-        return np.array([[np.mean(row[:t + 1]) for t, row in enumerate(r[setting]["matrix"])]
-                         for r in self.records], dtype=float)
+    def curves(self, series):
+        """[runs, tasks] of a per-task series of each run (NaN where a run has no value)."""
+        return np.array([[np.nan if v is None else v for v in series(r)] for r in self.records], dtype=float)
+
+    def mean_confusion(self):
+        """Element-wise mean of the runs' final task-confusion matrices, or None if a run has none."""
+        matrices = [r.get("task_confusion") for r in self.records]
+        if any(m is None for m in matrices):
+            return None
+        return np.array([[[np.nan if v is None else v for v in row] for row in m] for m in matrices]).mean(0)
+
+
+def seen_task_accuracy(record):
+    """Mean Class-IL accuracy on the tasks seen so far, after each task."""
+    return [float(np.mean(row[:t + 1])) for t, row in enumerate(record["class_il"]["matrix"])]
+
+
+def old_gradient_series(record):
+    """The stream CE's mean old-class gradient mass during each task (None for the first)."""
+    return [None] + [d.get("grad/old") for d in (record.get("diagnostics") or [])[1:]]
 
 
 def build_groups(records, ignored=(), where=()):

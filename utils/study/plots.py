@@ -1,6 +1,7 @@
-"""Figures of a report (matplotlib, PNG, no display): the mean accuracy matrix of each group, the
-accuracy on the tasks seen so far after each task (one line per mask, one panel per model), and final
-Class-IL and forgetting against the mask value m where a grid varies it."""
+"""Figures of a report (matplotlib, PNG, no display): the mean accuracy matrix and task-confusion
+matrix of each group, per-task curves (accuracy on the tasks seen so far, the stream CE's old-class
+gradient mass; one line per mask, one panel per model), and final Class-IL and forgetting against the
+mask value m where a grid varies it."""
 import math
 import os
 import re
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 import numpy as np  # noqa: E402
 
+from utils.study.groups import old_gradient_series, seen_task_accuracy  # noqa: E402
 from utils.study.tables import mask_label  # noqa: E402
 
 DPI = 100
@@ -32,28 +34,47 @@ def save(figure, directory, name):
     return path
 
 
+def annotated(axis, figure, matrix, title, xlabel, ylabel):
+    shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=100, cmap="viridis")
+    for (i, j), value in np.ndenumerate(matrix):
+        if not math.isnan(value):
+            axis.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                      color="white" if value < 60 else "black")
+    ticks = range(len(matrix))
+    axis.set_xticks(ticks, [str(t + 1) for t in ticks])
+    axis.set_yticks(ticks, [str(t + 1) for t in ticks])
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    return shown
+
+
 def heatmap(group, directory, index):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     for axis, (setting, label) in zip(axes, (("class_il", "Class-IL"), ("task_il", "Task-IL"))):
-        matrix = group.mean_matrix(setting)
-        shown = axis.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=100, cmap="viridis")
-        for (i, j), value in np.ndenumerate(matrix):
-            if not math.isnan(value):
-                axis.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                          color="white" if value < 60 else "black")
-        ticks = range(len(matrix))
-        axis.set_xticks(ticks, [str(t + 1) for t in ticks])
-        axis.set_yticks(ticks, [str(t + 1) for t in ticks])
-        axis.set_xlabel("evaluated task")
-        axis.set_ylabel("after training task")
-        axis.set_title(f"{label} accuracy (%)")
+        shown = annotated(axis, figure, group.mean_matrix(setting), f"{label} accuracy (%)", "evaluated task",
+                          "after training task")
     figure.colorbar(shown, ax=axes, fraction=0.03, label="mean accuracy (%)")
     figure.suptitle(f"{group_title(group)} — mean of {group.n} runs")
     return save(figure, directory, f"matrix-{index:03d}-{group_title(group)}")
 
 
-def seen_task_curves(groups, directory):
-    """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band."""
+def confusion_heatmap(group, directory, index):
+    """The final Class-IL task confusion: where each task's test images are predicted; None without it."""
+    matrix = group.mean_confusion()
+    if matrix is None:
+        return None
+    figure, axis = plt.subplots(figsize=(5.8, 4.6), layout="constrained")
+    shown = annotated(axis, figure, matrix, "final task confusion (% of the row's test images)",
+                      "task of the predicted class", "true task")
+    figure.colorbar(shown, ax=axis, fraction=0.046, label="% of the true task's test images")
+    figure.suptitle(f"{group_title(group)} — mean of {group.n} runs")
+    return save(figure, directory, f"confusion-{index:03d}-{group_title(group)}")
+
+
+def task_curves(groups, directory, series, ylabel, prefix):
+    """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band of a
+    per-task series of each run."""
     paths = []
     settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in groups}, key=str)
     for dataset, buffer_size in settings:
@@ -62,20 +83,20 @@ def seen_task_curves(groups, directory):
         figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False, sharey=True)
         for axis, model in zip(axes[0], models):
             for group in sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags)):
-                curves = group.seen_curves()
+                curves = group.curves(series)
                 tasks = np.arange(1, curves.shape[1] + 1)
                 mean = curves.mean(axis=0)
                 std = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
                 axis.plot(tasks, mean, marker="o", label=f"{mask_label(group.flags)} (n={group.n})")
                 axis.fill_between(tasks, mean - std, mean + std, alpha=0.2)
             axis.set_title(model)
-            axis.set_xlabel("tasks learned")
+            axis.set_xlabel("task")
             axis.set_xticks(tasks)
             axis.legend(fontsize=7)
-        axes[0][0].set_ylabel("Class-IL accuracy on tasks seen (%)")
+        axes[0][0].set_ylabel(ylabel)
         runs = sum(g.n for g in members)
         figure.suptitle(f"{dataset}, buffer {buffer_size}: mean ± std over seeds ({runs} runs)")
-        paths.append(save(figure, directory, f"seen-tasks-{dataset}-buffer{buffer_size}"))
+        paths.append(save(figure, directory, f"{prefix}-{dataset}-buffer{buffer_size}"))
     return paths
 
 
@@ -97,7 +118,7 @@ def mask_value_curves(groups, directory):
                                                          ("class_il", "forgetting", "Class-IL forgetting (%)"))):
             for (model, mask), line in sorted(lines.items()):
                 values = [g.flags["mask_value"] for g in line]
-                stats = [g.mean_std(setting, metric) for g in line]
+                stats = [g.mean_std(f"{setting}_{metric}") for g in line]
                 axis.errorbar(values, [m for m, _ in stats], yerr=[s or 0 for _, s in stats], marker="o",
                               capsize=3, label=f"{model}, {mask}")
             axis.set_xlabel("mask value m")
@@ -112,4 +133,10 @@ def mask_value_curves(groups, directory):
 def write_plots(groups, directory):
     os.makedirs(directory, exist_ok=True)
     paths = [heatmap(group, directory, i) for i, group in enumerate(groups)]
-    return paths + seen_task_curves(groups, directory) + mask_value_curves(groups, directory)
+    paths += [confusion_heatmap(group, directory, i) for i, group in enumerate(groups)]
+    paths += task_curves(groups, directory, seen_task_accuracy, "Class-IL accuracy on tasks seen (%)", "seen-tasks")
+    with_diagnostics = [g for g in groups if all(r.get("diagnostics") for r in g.records)]
+    if with_diagnostics:
+        paths += task_curves(with_diagnostics, directory, old_gradient_series,
+                             "stream CE old-class gradient mass Σ|∂L/∂z_old|", "old-grad")
+    return [p for p in paths + mask_value_curves(groups, directory) if p is not None]

@@ -5,10 +5,11 @@ import io
 
 from tabulate import tabulate
 
-from utils.study.groups import METRICS, baseline_of, metric_name, welch
+from utils.study.groups import METRICS, baseline_of, welch
 
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
-          "class_il_bwt": "BWT", "class_il_fwt": "FWT"}
+          "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
+          "grad_old": "old-class grad"}
 SIGNIFICANT = 0.05
 LATEX_PM = "$\\pm$"
 
@@ -45,13 +46,13 @@ def mask_label(flags):
 def group_rows(groups, baseline=(), latex=False):
     """(headers, rows) of the one-row-per-group table, with the baseline comparison when asked."""
     flags = varying_flags(groups) or ["model"]
-    headers = flags + ["n"] + [LABELS[metric_name(*m)] for m in METRICS]
+    headers = flags + ["n"] + [LABELS[name] for name, _ in METRICS]
     if baseline:
         headers += [f"Δ Class-IL vs {' '.join(baseline)}", "p (Welch)"]
     rows = []
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
         row = [group.flags.get(f) for f in flags] + [group.n]
-        row += [cell(*group.mean_std(*m), latex=latex) for m in METRICS]
+        row += [cell(*group.mean_std(name), latex=latex) for name, _ in METRICS]
         if baseline:
             row += comparison(group, groups, baseline)
         rows.append(row)
@@ -63,7 +64,7 @@ def comparison(group, groups, baseline):
     if reference is None:
         return ["baseline" if all(f"{k}={group.flags.get(k)}" in baseline for k in
                                   (c.partition("=")[0] for c in baseline)) else "no baseline", ""]
-    difference, p = welch(group.values("class_il", "final_avg"), reference.values("class_il", "final_avg"))
+    difference, p = welch(group.values("class_il_final_avg"), reference.values("class_il_final_avg"))
     mark = "*" if p is not None and p < SIGNIFICANT else ""
     return [f"{difference:+.2f}{mark}", "n/a" if p is None else f"{p:.3g}"]
 
@@ -73,9 +74,9 @@ def csv_table(groups):
     flags = sorted({name for g in groups for name in g.flags})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(flags + ["n"] + [f"{metric_name(*m)}_{s}" for m in METRICS for s in ("mean", "std")])
+    writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std")])
     for group in groups:
-        stats = [v for m in METRICS for v in group.mean_std(*m)]
+        stats = [v for name, _ in METRICS for v in group.mean_std(name)]
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
@@ -84,13 +85,13 @@ def pivot_rows(groups, latex=False):
     """Rows model × mask (and any other varying flag), columns buffer size × Class-IL / Task-IL."""
     others = [f for f in varying_flags(groups) if f not in ("model", "mask", "mask_value", "buffer_size")]
     buffers = sorted({g.flags.get("buffer_size") for g in groups}, key=lambda b: (b is None, b))
-    settings = (("class_il", "Class-IL"), ("task_il", "Task-IL"))
+    settings = (("class_il_final_avg", "Class-IL"), ("task_il_final_avg", "Task-IL"))
     headers = ["model", "mask"] + others + [f"{label} (buffer {b})" for b in buffers for _, label in settings]
     table = {}
     for group in groups:
         row = (group.flags.get("model"), mask_label(group.flags)) + tuple(str(group.flags.get(f)) for f in others)
         for setting, _ in settings:
-            mean, std = group.mean_std(setting, "final_avg")
+            mean, std = group.mean_std(setting)
             table.setdefault(row, {})[(group.flags.get("buffer_size"), setting)] = (
                 cell(mean, std, latex) + f" (n={group.n})")
     rows = [list(row) + [cells.get((b, s), "") for b in buffers for s, _ in settings]
