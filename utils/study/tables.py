@@ -14,13 +14,16 @@ SIGNIFICANT = 0.05
 LATEX_PM = "$\\pm$"
 
 
-def cell(mean, std, latex=False):
+DIGITS = {"grad_old": ".4f"}  # gradient masses are small: the batch mean carries a 1/B
+
+
+def cell(mean, std, latex=False, digits=".2f"):
     if mean is None:
         return "n/a"
     if std is None:
-        return f"{mean:.2f}"
+        return f"{mean:{digits}}"
     plus_minus = LATEX_PM if latex else "±"
-    return f"{mean:.2f} {plus_minus} {std:.2f}"
+    return f"{mean:{digits}} {plus_minus} {std:{digits}}"
 
 
 def varying_flags(groups):
@@ -52,7 +55,7 @@ def group_rows(groups, baseline=(), latex=False):
     rows = []
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
         row = [group.flags.get(f) for f in flags] + [group.n]
-        row += [cell(*group.mean_std(name), latex=latex) for name, _ in METRICS]
+        row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name, _ in METRICS]
         if baseline:
             row += comparison(group, groups, baseline)
         rows.append(row)
