@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -46,3 +47,19 @@ def all_finite(summary):
     values += [summary[k] for k in ("final_avg", "forgetting", "bwt", "plasticity", "stability")]
     values += [] if summary["fwt"] is None else [summary["fwt"]]
     return all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+def interrupt_then_resume(monkeypatch, model_cls, at_step, flags):
+    """main.main(flags) receives SIGTERM during step `at_step` (exit 143), then main.main(flags +
+    --resume) finishes; returns the resume's exit status."""
+    real_observe, calls = model_cls.observe, [0]
+
+    def observe_then_signal(self, images, labels):
+        calls[0] += 1
+        if calls[0] == at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_observe(self, images, labels)
+    monkeypatch.setattr(model_cls, "observe", observe_then_signal)
+    assert main.main(flags) == 143
+    monkeypatch.setattr(model_cls, "observe", real_observe)
+    return main.main(flags + ["--resume"])

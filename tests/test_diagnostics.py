@@ -1,14 +1,13 @@
 """Issue 11: per-step gradient and probability diagnostics against hand computation for every mask,
 the task-confusion matrix and recency bias, TensorBoard events read back (also across a resume)."""
 import os
-import signal
 
 import numpy as np
 import pytest
 import torch
 
 import main
-from tests.helpers import run_main
+from tests.helpers import interrupt_then_resume, run_main
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.diagnostics import Diagnostics
 from utils.masking import build_mask, label_kept, masked_cross_entropy, task_keep
@@ -110,19 +109,9 @@ def test_event_files_read_back_and_continue_across_a_resume(tmp_path, monkeypatc
         assert tag in tags
     assert [step for step, _ in whole] == list(range(5, 5 * len(whole) + 1, 5))
 
-    from models.derpp import Derpp as Der
-    real_observe, calls = Der.observe, [0]
-
-    def observe_then_signal(self, images, labels):
-        calls[0] += 1
-        if calls[0] == 47:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_observe(self, images, labels)
-    monkeypatch.setattr(Der, "observe", observe_then_signal)
+    from models.derpp import Derpp
     resumed = flags + ["--log_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
-    assert main.main(resumed) == 143
-    monkeypatch.setattr(Der, "observe", real_observe)
-    assert main.main(resumed + ["--resume"]) == 0
+    assert interrupt_then_resume(monkeypatch, Derpp, 47, resumed) == 0
     again, _ = scalars(tmp_path / "resumed", "grad/current")
     assert [step for step, _ in again] == [step for step, _ in whole]
     assert [value for _, value in again] == pytest.approx([value for _, value in whole])

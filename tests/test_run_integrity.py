@@ -12,9 +12,9 @@ import sys
 import pytest
 
 import main
-from datasets.base import ContinualDataset, DataError
+from datasets.base import ContinualDataset
 from tests.conftest import ROOT
-from tests.helpers import read_records, run_main
+from tests.helpers import interrupt_then_resume, read_records, run_main
 from utils.checkpoint import checkpoint_paths
 from utils.cli import parse_args
 from utils.results import ResultsPathError, accuracy, check_results_path
@@ -182,18 +182,8 @@ def test_tinyimg_cache_in_a_read_only_folder_warns_and_loads(tmp_path, monkeypat
 
 def test_resume_says_where_it_continues(tmp_path, monkeypatch, capsys):
     from models.er import Er
-    real_observe, calls = Er.observe, [0]
-
-    def observe_then_signal(self, images, labels):
-        calls[0] += 1
-        if calls[0] == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_observe(self, images, labels)
-    monkeypatch.setattr(Er, "observe", observe_then_signal)
     flags = SHORT + ["--checkpoint_dir", str(tmp_path / "ckpt"), "--results_path", str(tmp_path / "results")]
-    assert main.main(flags) == 143
-    monkeypatch.setattr(Er, "observe", real_observe)
-    assert main.main(flags + ["--resume"]) == 0
+    assert interrupt_then_resume(monkeypatch, Er, 3, flags) == 0
     assert "at task 1/5, epoch 1/1, after step 3 of that epoch" in capsys.readouterr().out
 
 
