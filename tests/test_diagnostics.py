@@ -115,3 +115,31 @@ def test_event_files_read_back_and_continue_across_a_resume(tmp_path, monkeypatc
     again, _ = scalars(tmp_path / "resumed", "grad/current")
     assert [step for step, _ in again] == [step for step, _ in whole]
     assert [value for _, value in again] == pytest.approx([value for _, value in whole])
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: the run stops between checkpoints, its later events already on disk."""
+
+
+def test_events_after_the_last_checkpoint_are_purged_on_resume(tmp_path, monkeypatch):
+    from models.derpp import Derpp
+    flags = ["--model", "derpp", "--buffer_size", "20", "--non_verbose", "--log_every", "5",
+             "--results_path", str(tmp_path / "results")]
+    assert main.main(flags + ["--log_dir", str(tmp_path / "whole")]) == 0
+    whole, _ = scalars(tmp_path / "whole", "loss/ce")
+    real_observe, calls = Derpp.observe, [0]
+
+    def observe_then_die(self, images, labels):
+        calls[0] += 1
+        if calls[0] == 62:  # task 3: after the task-2 checkpoint (step 54) and the event of step 60
+            raise Killed
+        return real_observe(self, images, labels)
+    monkeypatch.setattr(Derpp, "observe", observe_then_die)
+    killed = flags + ["--log_dir", str(tmp_path / "killed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    with pytest.raises(Killed):
+        main.main(killed)
+    monkeypatch.setattr(Derpp, "observe", real_observe)
+    assert main.main(killed + ["--resume"]) == 0
+    again, _ = scalars(tmp_path / "killed", "loss/ce")
+    assert [step for step, _ in again] == [step for step, _ in whole]
+    assert [value for _, value in again] == pytest.approx([value for _, value in whole])
