@@ -21,7 +21,12 @@ from utils.supcon import supcon_loss
 
 def update_future_logits(old, new, labels, start, end, gamma):
     """Buffered logits `old` with the heads [start, end) taken from `new`, scaled by γ·old[y]/max
-    where that head's max exceeds the ground-truth logit old[y] (so the true class stays on top)."""
+    where that head's max exceeds the ground-truth logit old[y], so that the max becomes γ·old[y].
+
+    That keeps the true class on top only when old[y] > 0. When old[y] ≤ 0 the cap γ·old[y] lies above
+    old[y] (max < 0), or the scale turns negative and flips the transplant's signs (max > 0): either way
+    a transplanted class can end above the stored target. Mammoth's code does the same, and the
+    published numbers come from it, so it is kept."""
     transplant = new[:, start:end]
     target = old[torch.arange(len(labels), device=old.device), labels]
     top = transplant.max(dim=1).values

@@ -97,3 +97,17 @@ def test_ace_keep_set_on_a_hand_made_batch():
 def test_rank_within_class():
     from models.xder import rank_within_class
     assert rank_within_class(torch.tensor([2, 0, 2, 2, 0, 1])).tolist() == [0, 0, 1, 2, 1, 0]
+
+
+def test_update_future_logits_with_a_non_positive_target_keeps_the_reference_behaviour():
+    """γ = 0.85. Target −2, transplant max −1: scale 1.7, the max becomes −1.7, above the target.
+    Target −1, transplant [2, −4]: scale −0.425 flips signs, −4 becomes 1.7, above the target."""
+    old = torch.tensor([[-2.0, 0.5, 0.0, 0.0], [0.3, -1.0, 0.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
+    new = torch.tensor([[9.0, 9.0, -1.0, -3.0], [9.0, 9.0, 2.0, -4.0], [9.0, 9.0, 6.0, 1.0]])
+    labels = torch.tensor([0, 1, 0])
+    updated = update_future_logits(old, new, labels, start=2, end=4, gamma=0.85)
+    torch.testing.assert_close(updated[0, 2:], torch.tensor([-1.7, -5.1]))
+    torch.testing.assert_close(updated[1, 2:], torch.tensor([-0.85, 1.7]))
+    assert updated[0, 2:].max() > old[0, 0] and updated[1, 2:].max() > old[1, 1]
+    torch.testing.assert_close(updated[2, 2:], torch.tensor([0.85 * 3.0, 0.85 * 3.0 / 6.0]))  # target 3 > 0
+    assert updated[2, 2:].max() < old[2, 0]
