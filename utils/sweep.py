@@ -123,12 +123,12 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         dispatch(options, todo, name, on_result)
+        bar.close()
     except KeyboardInterrupt:
         bar.close()
         print(f"{PROG}: interrupted; finished runs are in {results_file}; run the same command to resume",
               file=sys.stderr)
         return 130
-    bar.close()
     print(f"sweep {name}: {len(todo) - len(failures)} runs done, {len(failures)} failed, "
           f"{time.perf_counter() - start:.1f} s")
     for failure in failures:

@@ -24,7 +24,7 @@ def run_local(runs, sweep_name, workers, threads, gpus, on_result):
             pending[pool.submit(run_one, argv, sweep_name, device)] = argv
         try:
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)  # wakes for Ctrl-C
                 for future in done:
                     argv = pending.pop(future)
                     try:
