@@ -37,7 +37,7 @@ def naive_supcon(features, labels, temperature):
         log_norm = math.log(sum(math.exp(s) for k, s in enumerate(scores) if k != a))
         positives = [k for k in range(len(flat)) if k != a and flat_labels[k] == flat_labels[a]]
         total += -sum(scores[p] - log_norm for p in positives) / len(positives)
-    return total
+    return total / features.shape[1]  # each sample's anchors averaged over its views
 
 
 def test_supcon_matches_a_direct_loop():
@@ -46,6 +46,19 @@ def test_supcon_matches_a_direct_loop():
     labels = torch.tensor([0, 1, 0, 2, 1])
     assert supcon_loss(features, labels, 5.0).item() == pytest.approx(naive_supcon(features, labels, 5.0))
     assert supcon_loss(features, labels, 0.5).item() == pytest.approx(naive_supcon(features, labels, 0.5))
+    four_views = torch.nn.functional.normalize(torch.randn(5, 4, 3, dtype=torch.float64), dim=2)
+    assert supcon_loss(four_views, labels, 5.0).item() == pytest.approx(naive_supcon(four_views, labels, 5.0))
+
+
+def test_supcon_scale_does_not_grow_with_the_number_of_views():
+    """V identical copies of each sample's two views: the per-sample mean over views, hence the loss,
+    changes only through the extra positives' share of the denominator, not by a factor of V."""
+    torch.manual_seed(1)
+    two = torch.nn.functional.normalize(torch.randn(6, 2, 4, dtype=torch.float64), dim=2)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    per_sample = supcon_loss(two, labels, 1.0).item() / 6
+    four = supcon_loss(two.repeat(1, 2, 1), labels, 1.0).item() / 6
+    assert 0.5 * per_sample < four < 2 * per_sample
 
 
 def test_first_occurrences():
