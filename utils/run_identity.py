@@ -13,12 +13,17 @@ COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume", "threads", "lo
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
 
 
-def run_key(args):
-    """Every resolved flag but paths, display and thread count, with the device reduced to its kind
-    (cuda:1 is cuda): runs with equal keys are the same experiment."""
-    key = {name: value for name, value in sorted(json_safe(vars(args)).items()) if name not in COSMETIC_FLAGS}
-    key["device"] = str(key["device"]).split(":")[0]
+def flags_key(flags):
+    """Every flag of a resolved-flags dict (a results line's `args`) but paths, display and thread count,
+    with the device reduced to its kind (cuda:1 is cuda): equal keys are the same experiment."""
+    key = {name: value for name, value in sorted(flags.items()) if name not in COSMETIC_FLAGS}
+    if "device" in key:
+        key["device"] = str(key["device"]).split(":")[0]
     return key
+
+
+def run_key(args):
+    return flags_key(json_safe(vars(args)))
 
 
 def key_hash(key, length=10):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from utils.run_identity import COSMETIC_FLAGS
+from utils.run_identity import flags_key
 
 def final_recency_bias(record):
     return (record.get("recency_bias") or [None])[-1]
@@ -46,13 +46,9 @@ def read_results(paths):
 
 
 def group_key(record, ignored=()):
-    """Every resolved flag but seed, paths, display flags and `ignored` (device reduced to its kind)."""
-    args = record["args"]
-    key = {name: value for name, value in args.items()
-           if name not in COSMETIC_FLAGS and name != "seed" and name not in ignored}
-    if "device" in key:
-        key["device"] = str(key["device"]).split(":")[0]
-    return tuple(sorted((name, json.dumps(value, sort_keys=True)) for name, value in key.items()))
+    """The run's key (utils.run_identity.flags_key) without seed and the `ignored` flags."""
+    key = {name: value for name, value in flags_key(record["args"]).items() if name != "seed" and name not in ignored}
+    return tuple((name, json.dumps(value, sort_keys=True)) for name, value in key.items())
 
 
 def matches(record, where):
