@@ -141,9 +141,9 @@ def resolve_buffer(parser, args, model_cls):
         parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
                      f"model {args.model} replays, give a positive integer")
     if not model_cls.NEEDS_BUFFER:
-        replaying = ", ".join(name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER)
         for flag, value in (("buffer_size", args.buffer_size), ("minibatch_size", args.minibatch_size)):
-            if value:
+            if value:  # naming the replay models imports them all: only on this error path
+                replaying = ", ".join(name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER)
                 parser.error(f"argument --{flag}: {value} is not allowed: model {args.model} has no buffer "
                              f"(models with one: {replaying})")
         args.minibatch_size = None
