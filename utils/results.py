@@ -47,18 +47,15 @@ def git_revision():
 def check_results_path(results_path):
     """Make sure <results_path>/results.jsonl can be created and appended to, leaving nothing behind."""
     target = os.path.join(results_path, RESULTS_FILE)
-    ancestor = os.path.abspath(results_path)
+    created, ancestor = [], os.path.abspath(results_path)  # the folders to make, and the first that exists
     while not os.path.exists(ancestor):
+        created.insert(0, ancestor)
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise ResultsPathError(f"{results_path!r} is not allowed: {ancestor} is a file, not a folder")
     if os.path.isdir(target):
         raise ResultsPathError(f"{results_path!r} is not allowed: {target} is a folder")
-    created, existed = [], os.path.exists(target)
-    folder = os.path.abspath(results_path)
-    while not os.path.exists(folder):
-        created.insert(0, folder)
-        folder = os.path.dirname(folder)
+    existed = os.path.exists(target)
     try:
         for path in created:
             os.mkdir(path)
