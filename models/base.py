@@ -6,7 +6,7 @@ from torch import nn
 from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
 from utils.diagnostics import Diagnostics
-from utils.masking import ace_keep, build_mask, label_kept, masked_cross_entropy, task_keep
+from utils.masking import ace_keep, build_mask, label_kept, masked_cross_entropy, masked_logits, task_keep
 
 
 class NonFiniteLoss(Exception):
@@ -83,9 +83,9 @@ class ContinualModel(nn.Module):
         """CE through the mask: the mask's place in every model."""
         self.finite_logits = torch.isfinite(logits).all()
         keep = label_kept(self.stream_keep(labels), labels)
-        logits = self.diagnostics.observe_stream(logits, labels, keep, self.mask(logits.detach().float(), keep),
-                                                 self.task)
-        return masked_cross_entropy(logits, labels, keep, self.mask)
+        masked = masked_logits(self.diagnostics.observe_stream(logits, self.task), labels, keep, self.mask)
+        self.diagnostics.observe_masked(masked, keep)
+        return F.cross_entropy(masked, labels)
 
     def buffer_loss(self, logits, labels):
         """Buffer CE: plain, or masked with task scope under --mask_buffer."""

@@ -10,7 +10,7 @@ import main
 from tests.helpers import interrupt_then_resume, run_main
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.diagnostics import Diagnostics
-from utils.masking import build_mask, label_kept, masked_cross_entropy, task_keep
+from utils.masking import build_mask, label_kept, masked_logits, task_keep
 
 # 3 tasks × 2 classes; the current task is task 1 (classes 2, 3)
 LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)
@@ -24,8 +24,9 @@ def diagnose(name, value=None):
     diagnostics = Diagnostics(6, 2, "cpu")
     z = LOGITS.clone().requires_grad_(True)
     keep = label_kept(task_keep(LABELS, 2, 6), LABELS)
-    tapped = diagnostics.observe_stream(z, LABELS, keep, mask(z.detach(), keep), task=1)
-    masked_cross_entropy(tapped, LABELS, keep, mask).backward()
+    masked = masked_logits(diagnostics.observe_stream(z, task=1), LABELS, keep, mask)
+    diagnostics.observe_masked(masked, keep)
+    torch.nn.functional.cross_entropy(masked, LABELS).backward()
     return diagnostics.read_window()
 
 

@@ -49,17 +49,20 @@ class Diagnostics:
             total, count = sums.get(name, (torch.zeros((), device=self.device), 0))
             sums[name] = (total + value, count + 1)
 
-    def observe_stream(self, logits, labels, keep, masked_logits, task):
-        """Record the forward statistics now and return the tensor the cross-entropy must read, whose
-        gradient hook records the group masses during backward."""
+    def observe_stream(self, logits, task):
+        """Record the stream logits' group means now and return the tensor the cross-entropy must read,
+        whose gradient hook records the group masses during backward."""
         groups = class_groups(self.n_classes, self.classes_per_task, task, logits.device)
         for name, value in zip(STREAM[3:6], group_mean_logit(logits.detach(), groups)):
             self.add(name, value)
-        self.add("prob/masked", masked_probability(masked_logits.detach(), keep))
         tapped = logits.view_as(logits)
         if tapped.requires_grad:
             tapped.register_hook(lambda grad: self.record_stream_grad(grad, groups))
         return tapped
+
+    def observe_masked(self, masked_logits, keep):
+        """The softmax mass the masked stream logits put outside the kept classes."""
+        self.add("prob/masked", masked_probability(masked_logits.detach(), keep))
 
     def record_stream_grad(self, grad, groups):
         for name, value in zip(STREAM[:3], group_gradient_mass(grad, groups)):
@@ -69,7 +72,7 @@ class Diagnostics:
         """The tensor the buffer cross-entropy must read; its hook records the current-class mass."""
         tapped = logits.view_as(logits)
         if tapped.requires_grad:
-            current = torch.arange(logits.shape[1], device=logits.device) // self.classes_per_task == task
+            current = class_groups(logits.shape[1], self.classes_per_task, task, logits.device)[1]
             tapped.register_hook(lambda grad: self.add(BUFFER[0], (grad.abs() * current).sum(1).mean()))
         return tapped
 

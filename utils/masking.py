@@ -68,9 +68,13 @@ def masked_cross_entropy(logits, labels, keep, mask):
 
     The label's own class is always kept: a masked target would make the loss infinite.
     """
-    keep = label_kept(keep, labels)
+    return F.cross_entropy(masked_logits(logits, labels, keep, mask), labels)
+
+
+def masked_logits(logits, labels, keep, mask):
+    """The logits masked_cross_entropy reads: mask(z, keep with each row's label kept), in fp32 at least."""
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return F.cross_entropy(mask(logits, keep), labels)
+    return mask(logits, label_kept(keep, labels))
 
 
 def label_kept(keep, labels):
