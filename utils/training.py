@@ -102,6 +102,9 @@ class StopSignals:
     """SIGINT and SIGTERM only set a flag: the loop finishes its step, checkpoints and stops."""
     STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
+    def __init__(self):
+        self.received = None  # also the state of one never entered (a sweep worker leaves signals alone)
+
     def __enter__(self):
         self.received = None
         self.previous = {s: signal.signal(s, self.handle) for s in self.STATUS}

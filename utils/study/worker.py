@@ -44,9 +44,7 @@ def run_one(argv, sweep_name, device=None):
         args, model_cls, dataset_cls = parsed
         main.start_clean(args)
         identity = {"run_id": new_run_id(), "started_at": utc_now()}
-        signals = StopSignals()
-        signals.received = None
-        record = main.train_to_record(args, model_cls, dataset_cls, signals, identity, log=lambda *_: None)
+        record = main.train_to_record(args, model_cls, dataset_cls, StopSignals(), identity, log=lambda *_: None)
     except Exception as error:  # a failing run is reported, the sweep goes on
         last = traceback.format_exception_only(type(error), error)[-1].strip()
         return {"error": last, "command": command}
