@@ -5,7 +5,6 @@ processes or on a Ray cluster. The driver alone appends to <results_path>/result
 is already there are skipped, so rerunning the same command resumes an interrupted sweep.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -69,16 +68,10 @@ def validate(runs, results_path, threads):
 def finished_keys(results_file):
     """Key hashes of every run already in the results file: the run's own and, for a sweep's run, the
     one the driver computed (they differ only where --device auto resolved differently on a worker)."""
-    done = set()
-    if os.path.isfile(results_file):
-        with open(results_file, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line
-                done.update(record.get(field) for field in ("key_hash", "sweep_key_hash"))
-    return done - {None}
+    from utils.study.groups import read_results
+
+    records = read_results([results_file]) if os.path.isfile(results_file) else []
+    return {record.get(field) for record in records for field in ("key_hash", "sweep_key_hash")} - {None}
 
 
 def main(argv=None):
