@@ -5,6 +5,7 @@ from urllib.error import URLError
 from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.base import DataError
+from utils.args import nearest_existing
 
 
 def remove_created_dirs(path, existed_before):
@@ -16,9 +17,7 @@ def remove_created_dirs(path, existed_before):
 
 def require_writable(root, filename, folder):
     """A download needs to write `filename` into `root`: say so in one line when it cannot."""
-    ancestor = os.path.abspath(root)
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
+    ancestor = nearest_existing(root)
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise DataError(f"no data in {folder}, and {os.path.join(root, filename)} cannot be written to download "
                         f"it ({ancestor} is read-only); put the data there, or give a writable --data_path")

@@ -26,6 +26,10 @@ BAD_INPUTS = [
     (["--model", "sgd", "--dataset", "seq-cifar10", "--nf", "0"], "--nf", "0"),
     (["--model", "sgd", "--device", "tpu"], "--device", "tpu"),
     (["--model", "sgd", "--data_path", "main.py"], "--data_path", "main.py"),
+    (["--model", "sgd", "--log_dir", "main.py"], "--log_dir", "main.py"),
+    (["--model", "sgd", "--log_dir", "main.py/events"], "--log_dir", "main.py"),
+    (["--model", "sgd", "--log_every", "0"], "--log_every", "0"),
+    (["--model", "sgd", "--threads", "0"], "--threads", "0"),
 ]
 
 

@@ -2,6 +2,7 @@
 import argparse
 import difflib
 import math
+import os
 import re
 
 
@@ -62,6 +63,14 @@ def check_mask_value(value):
         return mask_value(str(value))
     except argparse.ArgumentTypeError as error:
         raise ValueError(f"argument --mask_value: {error}") from None
+
+
+def nearest_existing(path):
+    """`path` itself if it exists, else its closest existing ancestor."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def device_name(text):

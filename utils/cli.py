@@ -108,6 +108,8 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
         except ConfigError as error:
             parser.error(f"argument --config: {error}")
     check_data_path(parser, args.data_path)
+    if args.log_dir:
+        check_log_dir(parser, args.log_dir)
     args.mask = args.mask or model_cls.DEFAULT_MASK
     args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
     args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
@@ -125,6 +127,17 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
         check_results_path(args.results_path)
     except ResultsPathError as error:
         parser.error(f"argument --results_path: {error}")
+
+
+def check_log_dir(parser, path):
+    """--log_dir must be a folder, or a path where one can be made, that can be written into."""
+    from utils.args import nearest_existing
+
+    existing = nearest_existing(path)
+    if not os.path.isdir(existing):
+        parser.error(f"argument --log_dir: {path!r} is not allowed: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"argument --log_dir: {path!r} is not allowed: {existing} cannot be written into")
 
 
 def check_data_path(parser, path):
