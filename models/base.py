@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backbone.heads import with_head
 from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
 from utils.diagnostics import Diagnostics
@@ -22,15 +23,18 @@ class ContinualModel(nn.Module):
     images, augmented here together with any replay batch (one kornia call).
 
     NEEDS_BUFFER: --buffer_size must be > 0. TRAINS_ON_SEEN_TASKS: each task trains on the data
-    of every task seen so far (joint). DEFAULT_MASK / DEFAULT_SCOPE reproduce the original paper.
+    of every task seen so far (joint). DEFAULT_MASK / DEFAULT_SCOPE / DEFAULT_HEAD reproduce the
+    original paper (the head replaces the backbone's classifier: backbone/heads.py).
     """
     NEEDS_BUFFER = False
     TRAINS_ON_SEEN_TASKS = False
     DEFAULT_MASK = "none"
     DEFAULT_SCOPE = "task"
+    DEFAULT_HEAD = "linear"
 
     def __init__(self, backbone, args, dataset, device):
         super().__init__()
+        backbone = with_head(backbone, args.head)
         self.net = PrecisionWrapper(backbone.to(device), device, args.amp, args.channels_last, args.compile)
         self.args = args
         self.device = torch.device(device)

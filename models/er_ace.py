@@ -9,11 +9,13 @@ class ErAce(ContinualModel):
     from the first batch with --task_free), plus plain CE on a buffer draw, separate forwards.
 
     As in the paper's code (and Mammoth), the buffer term starts with the second task unless
-    --task_free; the keep-set is "not yet seen" classes, not Mammoth's "from the largest seen label on".
+    --task_free, and the classifier is a cosine head (scale 10, no bias; `--head linear` for the
+    plain one); the keep-set is "not yet seen" classes, not Mammoth's "from the largest seen label on".
     """
     NEEDS_BUFFER = True
     DEFAULT_MASK = "ninf"
     DEFAULT_SCOPE = "ace"
+    DEFAULT_HEAD = "cosine"
 
     @staticmethod
     def add_args(parser):

@@ -1,12 +1,16 @@
 """X-DER (Boschini et al. 2022, "Class-Incremental Continual Learning into the eXtended DER-verse").
 
 Where Mammoth's code (aimagelab/mammoth, models/xder.py) is more specific than the paper, this file
-follows the code: the past-head hinge compares softmax probabilities over the seen classes while the
-future-head hinge compares raw logits; the buffer is filled only at task end, with the logits of an
-augmented view; the two buffer draws are merged without duplicates before the logit update; the
-SupCon views do not update BatchNorm statistics. The stream CE is the mask's place: the default
-`ninf` with task scope is the paper's CE on the current head.
+follows the code as of its commit 4688c67 ("update xder reproducibility", 2024-12-18; X-DER is marked
+verified in that repository's REPRODUCIBILITY.md): the future-head hinge compares raw logits (weight 0.1,
+margin 0.3); the past-head hinge, which compares softmax probabilities over the seen classes, is off by
+default (it was always on, with the same flags, in the 2022 release); BatchNorm alignment is on (see
+`observe`); 4 SupCon views; the optional SPKD term (`--dp_weight`) on the future heads of buffer
+samples; the buffer is filled only at task end, with the logits of an augmented view; the two buffer
+draws are merged without duplicates before the logit update. The stream CE is the mask's place: the
+default `ninf` with task scope is the paper's CE on the current head.
 """
+import argparse
 import contextlib
 
 import torch
@@ -16,6 +20,7 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from utils.args import non_negative_float, positive_float, positive_int
+from utils.spkd import similarity_preserving_loss
 from utils.supcon import supcon_loss
 
 
@@ -44,9 +49,10 @@ def hinge(good, bad, margin):
 
 
 @contextlib.contextmanager
-def frozen_bn_stats(net):
-    """Forward passes inside do not update BatchNorm running statistics."""
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def frozen_bn_stats(net, active=True):
+    """Forward passes inside do not update BatchNorm running statistics (while `active`); they still
+    normalise with the statistics of their own batch in training mode."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
     for m in norms:
         m.track_running_stats = False
     try:
@@ -76,7 +82,8 @@ class XDer(ContinualModel):
     """X-DER (Boschini et al. 2022): DER with past-head CE, update of buffered future logits, SupCon on
     future heads and hinge constraints; class-balanced buffer filled at task ends.
 
-    Defaults: the X-DER paper's seq-cifar100 configuration with buffer 500."""
+    Defaults: Mammoth's argparse defaults (see the module docstring); `--config best` adds the
+    per-buffer values (utils/best_configs.json)."""
     NEEDS_BUFFER = True
     DEFAULT_MASK = "ninf"
 
@@ -86,11 +93,23 @@ class XDer(ContinualModel):
         parser.add_argument("--beta", type=non_negative_float, default=0.8, help="weight of the past-head buffer CE")
         parser.add_argument("--gamma", type=non_negative_float, default=0.85, help="scale of updated future logits")
         parser.add_argument("--lambd", type=non_negative_float, default=0.05, help="weight of the SupCon consistency")
-        parser.add_argument("--eta", type=non_negative_float, default=0.001, help="weight of the hinge constraints")
-        parser.add_argument("--m", type=non_negative_float, default=0.7, help="margin of the hinge constraints")
+        parser.add_argument("--eta", type=non_negative_float, default=0.1,
+                            help="weight of the hinge constraints (Mammoth's constr_eta)")
+        parser.add_argument("--m", type=non_negative_float, default=0.3,
+                            help="margin of the hinge constraints (Mammoth's constr_margin)")
+        parser.add_argument("--future_constraint", action=argparse.BooleanOptionalAction, default=True,
+                            help="hinge keeping future heads below the own head (default: on)")
+        parser.add_argument("--past_constraint", action=argparse.BooleanOptionalAction, default=False,
+                            help="hinge keeping the current head's probabilities above the past heads' "
+                                 "(default: off, as in Mammoth since 2024; on in the 2022 release)")
+        parser.add_argument("--align_bn", action=argparse.BooleanOptionalAction, default=True,
+                            help="from task 2 on only the first buffer draw, forwarded with a slice of the "
+                                 "stream batch, updates BatchNorm statistics (default: on)")
+        parser.add_argument("--dp_weight", type=non_negative_float, default=0.0,
+                            help="weight of the SPKD distance-preserving loss on buffered future logits")
         parser.add_argument("--simclr_temp", type=positive_float, default=5.0, help="SupCon temperature")
         parser.add_argument("--simclr_batch_size", type=positive_int, default=64, help="samples per SupCon batch")
-        parser.add_argument("--simclr_num_aug", type=positive_int, default=2, help="strong views per sample")
+        parser.add_argument("--simclr_num_aug", type=positive_int, default=4, help="strong views per sample")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,15 +124,23 @@ class XDer(ContinualModel):
         return heads[torch.arange(len(labels), device=labels.device), labels // self.classes_per_task]
 
     def observe(self, images, labels):
+        """With --align_bn, from the second task on the stream forward, the second draw and the SupCon
+        views leave BatchNorm's running statistics alone; only the first draw, forwarded together with
+        the first minibatch_size // task stream images, updates them (Mammoth's alignment)."""
         n_past, n_seen = self.task * self.classes_per_task, (self.task + 1) * self.classes_per_task
+        align = self.args.align_bn and self.task > 0
         draws = [] if self.buffer.is_empty() else [self.draw(), self.draw()]
         stream_x, *replay_x = self.augment_together(images, *(d.images for d in draws))
-        outputs = self.net(stream_x)
+        with frozen_bn_stats(self.net, align):
+            outputs = self.net(stream_x)
         terms = {"ce": self.stream_loss(outputs, labels)}
         good, bad = outputs[:, self.head(self.task)], outputs[:, n_seen:]
         if draws:
             first, second = draws
-            first_out, second_out = self.net(replay_x[0]), self.net(replay_x[1])
+            aligned = stream_x[:self.args.minibatch_size // self.task] if align else stream_x[:0]
+            first_out = self.net(torch.cat([replay_x[0], aligned]))[:len(replay_x[0])]
+            with frozen_bn_stats(self.net, self.args.align_bn):
+                second_out = self.net(replay_x[1])
             terms["mse"] = self.args.alpha * F.mse_loss(first_out, first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
             unique = first_occurrences(torch.cat([first.indices, second.indices]))
@@ -124,9 +151,10 @@ class XDer(ContinualModel):
             good = torch.cat([good, self.own_head(buf_out, buf_labels)])
             bad = torch.cat([bad, buf_out[:, n_seen:]])
         if self.task < self.n_tasks - 1:
-            terms["supcon"] = self.args.lambd * self.consistency(images, labels)
-            terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.m)
-        if self.task > 0:
+            terms.update(self.future_terms(images, labels))
+            if self.args.future_constraint:
+                terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.m)
+        if self.args.past_constraint and self.task > 0:
             probs = F.softmax(outputs[:, :n_seen], dim=1)
             terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.m)
         return self.step(**terms)
@@ -142,20 +170,28 @@ class XDer(ContinualModel):
         self.buffer.logits[indices[chosen]] = updated
         self.buffer.task_ids[indices[chosen]] = self.task
 
-    def consistency(self, images, labels):
-        """SupCon over strong views, on each future head separately (λ applied by the caller)."""
+    def future_terms(self, images, labels):
+        """λ·SupCon over strong views on each future head separately and, with --dp_weight, the SPKD
+        term between the buffered samples' future heads and their stored logits (Mammoth's dp loss)."""
         size = self.args.simclr_batch_size
         images, labels = images[:size], labels[:size]
-        if not self.buffer.is_empty():
-            draw = self.buffer.sample(size)
+        draw = None if self.buffer.is_empty() else self.buffer.sample(size)
+        if draw is not None:
             images, labels = torch.cat([draw.images, images]), torch.cat([draw.labels, labels])
         views = self.strong_augment(images.repeat_interleave(self.args.simclr_num_aug, dim=0))
-        with frozen_bn_stats(self.net):
+        with frozen_bn_stats(self.net, self.args.align_bn):
             outputs = self.net(views)
-        future = outputs.view(len(labels), self.args.simclr_num_aug, -1)[:, :, (self.task + 1) * self.classes_per_task:]
+        start = (self.task + 1) * self.classes_per_task
+        future = outputs.view(len(labels), self.args.simclr_num_aug, -1)[:, :, start:]
         heads = future.split(self.classes_per_task, dim=2)
-        total = sum(supcon_loss(F.normalize(h, dim=2), labels, self.args.simclr_temp) for h in heads)
-        return total / (len(heads) * len(labels))
+        supcon = sum(supcon_loss(F.normalize(h, dim=2), labels, self.args.simclr_temp) for h in heads)
+        terms = {"supcon": self.args.lambd * supcon / (len(heads) * len(labels))}
+        if self.args.dp_weight > 0 and draw is not None:
+            # [heads, views, n, classes_per_task] against the stored logits [heads, 1, n, classes_per_task]
+            current = torch.stack(heads)[:, :len(draw.labels)].transpose(1, 2)
+            stored = torch.stack(draw.logits[:, start:].split(self.classes_per_task, dim=1))[:, None]
+            terms["dp"] = self.args.dp_weight * similarity_preserving_loss(current, stored).mean()
+        return terms
 
     @torch.no_grad()
     def end_task(self, task, images, labels):

@@ -101,7 +101,7 @@ def test_tinyimg_corrupt_jpeg_is_named(tmp_path):
 
 def test_schedule_restarts_each_task_and_divides_at_milestones():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    args = SimpleNamespace(lr=0.03, lr_milestones=[2, 3])
+    args = SimpleNamespace(lr=0.03, lr_milestones=[2, 3], lr_gamma=0.1)
     for _ in range(2):
         scheduler = task_scheduler(optimizer, args)
         rates = []
@@ -112,3 +112,15 @@ def test_schedule_restarts_each_task_and_divides_at_milestones():
         assert rates == pytest.approx([0.03, 0.03, 0.003, 0.0003])
     assert task_scheduler(optimizer, SimpleNamespace(lr=0.1, lr_milestones=[])) is None
     assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_schedule_uses_lr_gamma():
+    """X-DER's seq-cifar100 schedule: factor 0.2 at epochs 35 and 45 (here 1 and 2)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = task_scheduler(optimizer, SimpleNamespace(lr=0.03, lr_milestones=[1, 2], lr_gamma=0.2))
+    rates = []
+    for _ in range(3):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.03, 0.006, 0.0012])

@@ -52,6 +52,7 @@ positive_int = _number(int, "a positive integer", lambda v: v > 0)
 non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+HEADS = ("linear", "cosine")  # backbone/heads.py builds them
 DEFAULT_MASK_VALUE = -3.0  # from the seq-digits study in the README (grids/digits-masks-*.yaml)
 MASK_VALUE_ALLOWED = "a finite number or -inf"
 mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)
@@ -93,7 +94,13 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--batch_size", type=positive_int, help="stream batch size (default: the dataset's)")
     run.add_argument("--lr", type=positive_float, help="SGD learning rate (default: the dataset's)")
     run.add_argument("--lr_milestones", type=positive_int, nargs="*",
-                     help="epochs at which the lr is divided by 10, restarting every task (default: the dataset's)")
+                     help="epochs at which the lr is multiplied by --lr_gamma, restarting every task "
+                          "(default: the dataset's)")
+    run.add_argument("--lr_gamma", type=positive_float, default=0.1,
+                     help="lr factor at each of --lr_milestones (default: 0.1)")
+    run.add_argument("--head", choices=HEADS,
+                     help="classifier head: linear, or cosine (scale 10, no bias; ER-ACE's original head) "
+                          "(default: the model's own)")
     run.add_argument("--config", choices=("best",),
                      help="best: the published hyperparameters for this model, dataset and buffer size "
                           "(utils/best_configs.json); explicit flags override them")

@@ -34,7 +34,7 @@ def catalogue():
 def group_description(registry, name, cls):
     text = registry.describe(name)
     if registry.kind == "model":
-        text += f" Default mask: {cls.DEFAULT_MASK}, scope {cls.DEFAULT_SCOPE}."
+        text += f" Default mask: {cls.DEFAULT_MASK}, scope {cls.DEFAULT_SCOPE}, head {cls.DEFAULT_HEAD}."
     return textwrap.fill(text, WIDTH)
 
 
@@ -112,6 +112,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
         check_log_dir(parser, args.log_dir)
     args.mask = args.mask or model_cls.DEFAULT_MASK
     args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
+    args.head = args.head or model_cls.DEFAULT_HEAD
     args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
     args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
     args.lr = args.lr or dataset_cls.LR
