@@ -6,7 +6,8 @@ verified in that repository's REPRODUCIBILITY.md): the future-head hinge compare
 margin 0.3); the past-head hinge, which compares softmax probabilities over the seen classes, is off by
 default (it was always on, with the same flags, in the 2022 release); BatchNorm alignment is on (see
 `observe`); 4 SupCon views; the optional SPKD term (`--dp_weight`) on the future heads of buffer
-samples; the buffer is filled only at task end, with the logits of an augmented view; the two buffer
+samples; the buffer is filled only at task end, with the logits of an augmented view (training-mode
+forwards in batches of --batch_size that leave BatchNorm's running statistics alone); the two buffer
 draws are merged without duplicates before the logit update. The stream CE is the mask's place: the
 default `ninf` with task scope is the paper's CE on the current head.
 """
@@ -231,5 +232,7 @@ class XDer(ContinualModel):
         shuffled = labels[order]
         return order[rank_within_class(shuffled) < quota[torch.searchsorted(classes, shuffled)]]
 
-    def chunked_forward(self, images, chunk=256):
-        return torch.cat([self.net(self.augment(part)) for part in images.split(chunk)])
+    def chunked_forward(self, images):
+        """Augmented forward in training mode, in batches of --batch_size as Mammoth's end_task runs it:
+        the BatchNorm batch statistics behind the stored logits come from batches of that size."""
+        return torch.cat([self.net(self.augment(part)) for part in images.split(self.args.batch_size)])

@@ -132,14 +132,17 @@ def test_without_align_bn_every_forward_updates_statistics():
     assert net.bn.num_batches_tracked.item() == before + 4
 
 
-def test_end_task_forwards_leave_statistics_alone():
+def test_end_task_forwards_leave_statistics_alone_in_batches_of_batch_size():
     torch.manual_seed(0)
     net = BNNet(10)
-    model, dataset = build("--model", "xder", "--buffer_size", "40", backbone=net)
-    first = dataset.task_indices(0)
+    model, dataset = build("--model", "xder", "--buffer_size", "40", "--batch_size", "16", backbone=net)
     state = {k: v.clone() for k, v in net.bn.state_dict().items()}
-    model.end_task(0, dataset.splits.train_images[first], dataset.splits.train_labels[first])
+    for task in (0, 1):
+        chosen = dataset.task_indices(task)
+        model.end_task(task, dataset.splits.train_images[chosen], dataset.splits.train_labels[chosen])
     assert all(torch.equal(state[k], v) for k, v in net.bn.state_dict().items())
+    # task 0 stores 40 entries; task 1 keeps 20 of them, stores 20 new ones, then refreshes the 20 old
+    assert net.calls == [(16, False), (16, False), (8, False)] + 2 * [(16, False), (4, False)]
 
 
 def observed_terms(*flags):
