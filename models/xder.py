@@ -198,7 +198,9 @@ class XDer(ContinualModel):
     def end_task(self, task, images, labels):
         """Class-balanced buffer: shrink the past classes to an equal share, fill the rest with this
         task's data (logits with the past heads kept below the true class), then update the present
-        and future heads of the past entries."""
+        and future heads of the past entries. As in Mammoth, that update forwards the whole buffer in a
+        random order: the BatchNorm statistics of each batch mix past and new entries, as there (the
+        buffer is stored task by task, so forwarding the past entries alone gives other statistics)."""
         with frozen_bn_stats(self.net):
             if task > 0:
                 self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size],
@@ -210,9 +212,11 @@ class XDer(ContinualModel):
             self.buffer.append(images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
             past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
             if len(past):
-                outputs = self.chunked_forward(self.buffer.images[past])
+                order = torch.randperm(self.buffer.size, device=self.device)
+                outputs = torch.empty_like(self.buffer.logits[:self.buffer.size])
+                outputs[order] = self.chunked_forward(self.buffer.images[order])
                 self.buffer.logits[past] = update_future_logits(
-                    self.buffer.logits[past], outputs, self.buffer.labels[past],
+                    self.buffer.logits[past], outputs[past], self.buffer.labels[past],
                     task * self.classes_per_task, self.n_classes, self.args.gamma)
                 self.buffer.task_ids[past] = task
         self.update_counter.zero_()

@@ -91,10 +91,11 @@ class BNNet(nn.Module):
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16))
         self.bn = nn.BatchNorm1d(16)
         self.classifier = nn.Linear(16, n_classes)
-        self.calls = []
+        self.calls, self.inputs = [], []
 
     def forward(self, x, returnt="logits"):
         self.calls.append((len(x), self.bn.track_running_stats))
+        self.inputs.append(x)
         return self.classifier(torch.relu(self.bn(self.body(x))))
 
 
@@ -141,8 +142,15 @@ def test_end_task_forwards_leave_statistics_alone_in_batches_of_batch_size():
         chosen = dataset.task_indices(task)
         model.end_task(task, dataset.splits.train_images[chosen], dataset.splits.train_labels[chosen])
     assert all(torch.equal(state[k], v) for k, v in net.bn.state_dict().items())
-    # task 0 stores 40 entries; task 1 keeps 20 of them, stores 20 new ones, then refreshes the 20 old
-    assert net.calls == [(16, False), (16, False), (8, False)] + 2 * [(16, False), (4, False)]
+    # task 0 stores 40 entries; task 1 keeps 20 of them, stores 20 new ones (16 + 4), then forwards
+    # all 40 in a random order to refresh the 20 old ones: its batches mix both tasks, as in Mammoth
+    assert net.calls == [(16, False), (16, False), (8, False), (16, False), (4, False)] + \
+        [(16, False), (16, False), (8, False)]
+    refreshed = torch.cat(net.inputs[-3:])  # seq-digits has no augmentation: inputs are normalised images
+    entries = (refreshed[:, None] == dataset.normalize(model.buffer.images)[None]).flatten(2).all(2).int().argmax(1)
+    assert sorted(entries.tolist()) == list(range(40))
+    tasks_of_first_batch = model.buffer.labels[entries[:16]] // 2
+    assert set(tasks_of_first_batch.tolist()) == {0, 1}
 
 
 def observed_terms(*flags):
