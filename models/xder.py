@@ -199,8 +199,8 @@ class XDer(ContinualModel):
         """Class-balanced buffer: shrink the past classes to an equal share, fill the rest with this
         task's data (logits with the past heads kept below the true class), then update the present
         and future heads of the past entries. As in Mammoth, that update forwards the whole buffer in a
-        random order: the BatchNorm statistics of each batch mix past and new entries, as there (the
-        buffer is stored task by task, so forwarding the past entries alone gives other statistics)."""
+        random order, so the BatchNorm statistics of each batch mix past and new entries (the buffer is
+        stored task by task: forwarding the past entries alone would give other statistics)."""
         with frozen_bn_stats(self.net):
             if task > 0:
                 self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size],
