@@ -25,18 +25,23 @@ from utils.spkd import similarity_preserving_loss
 from utils.supcon import supcon_loss
 
 
-def update_future_logits(old, new, labels, start, end, gamma):
+def update_future_logits(old, new, labels, start, end, gamma, bounded=False):
     """Buffered logits `old` with the heads [start, end) taken from `new`, scaled by γ·old[y]/max
     where that head's max exceeds the ground-truth logit old[y], so that the max becomes γ·old[y].
 
     That keeps the true class on top only when old[y] > 0. When old[y] ≤ 0 the cap γ·old[y] lies above
     old[y] (max < 0), or the scale turns negative and flips the transplant's signs (max > 0): either way
-    a transplanted class can end above the stored target. Mammoth's code does the same, and the
-    published numbers come from it, so it is kept."""
+    a transplanted class can end above the stored target, and a max near zero makes the scale huge.
+    Mammoth's code does the same, and the published numbers come from it, so it is the default.
+    `bounded` (the suite's --bounded_rescale, not in the paper or Mammoth) clamps the scale to [0, 1]:
+    the rescaling then only shrinks the transplant, never flips or magnifies it; rows with old[y] > 0
+    are unchanged by it."""
     transplant = new[:, start:end]
     target = old[torch.arange(len(labels), device=old.device), labels]
     top = transplant.max(dim=1).values
     scale = torch.where(top > target, gamma * target / top, torch.ones_like(top))
+    if bounded:
+        scale = scale.clamp(0, 1)
     updated = old.clone()
     updated[:, start:end] = transplant * scale[:, None]
     return updated
@@ -93,6 +98,9 @@ class XDer(ContinualModel):
         parser.add_argument("--alpha", type=non_negative_float, default=0.3, help="weight of the logit MSE")
         parser.add_argument("--beta", type=non_negative_float, default=0.8, help="weight of the past-head buffer CE")
         parser.add_argument("--gamma", type=non_negative_float, default=0.85, help="scale of updated future logits")
+        parser.add_argument("--bounded_rescale", action=argparse.BooleanOptionalAction, default=False,
+                            help="clamp the γ rescaling's scale to [0, 1], so that it never flips or magnifies "
+                                 "transplanted logits (the suite's; default: off, as in the paper and Mammoth)")
         parser.add_argument("--lambd", type=non_negative_float, default=0.05, help="weight of the SupCon consistency")
         parser.add_argument("--eta", type=non_negative_float, default=0.1,
                             help="weight of the hinge constraints (Mammoth's constr_eta)")
@@ -167,7 +175,8 @@ class XDer(ContinualModel):
         self.update_counter[indices[past]] += 1
         chosen = past & (torch.rand(len(indices), device=self.device) * self.update_counter[indices] < 1)
         updated = update_future_logits(logits[chosen], outputs[chosen], labels[chosen],
-                                       self.task * self.classes_per_task, self.n_classes, self.args.gamma)
+                                       self.task * self.classes_per_task, self.n_classes, self.args.gamma,
+                                       bounded=self.args.bounded_rescale)
         self.buffer.logits[indices[chosen]] = updated
         self.buffer.task_ids[indices[chosen]] = self.task
 
@@ -208,7 +217,8 @@ class XDer(ContinualModel):
             chosen = self.new_entries(labels)
             logits = self.chunked_forward(images[chosen])
             if task > 0:
-                logits = update_future_logits(logits, logits, labels[chosen], 0, task * self.classes_per_task, self.args.gamma)
+                logits = update_future_logits(logits, logits, labels[chosen], 0, task * self.classes_per_task,
+                                              self.args.gamma, bounded=self.args.bounded_rescale)
             self.buffer.append(images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
             past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
             if len(past):
@@ -217,7 +227,7 @@ class XDer(ContinualModel):
                 outputs[order] = self.chunked_forward(self.buffer.images[order])
                 self.buffer.logits[past] = update_future_logits(
                     self.buffer.logits[past], outputs[past], self.buffer.labels[past],
-                    task * self.classes_per_task, self.n_classes, self.args.gamma)
+                    task * self.classes_per_task, self.n_classes, self.args.gamma, bounded=self.args.bounded_rescale)
                 self.buffer.task_ids[past] = task
         self.update_counter.zero_()
 

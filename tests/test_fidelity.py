@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import main
+import models.xder
 from backbone.heads import CosineClassifier, with_head
 from backbone.mlp import MLP
 from utils.spkd import similarity_preserving_loss
@@ -151,6 +152,23 @@ def test_end_task_forwards_leave_statistics_alone_in_batches_of_batch_size():
     assert sorted(entries.tolist()) == list(range(40))
     tasks_of_first_batch = model.buffer.labels[entries[:16]] // 2
     assert set(tasks_of_first_batch.tolist()) == {0, 1}
+
+
+def test_bounded_rescale_reaches_every_rescaling(monkeypatch):
+    """--bounded_rescale is passed to the three places that rescale: the new entries' past heads and
+    the refresh at task end, and the refresh during observe; off by default."""
+    real = models.xder.update_future_logits
+    for flags, expected in (((), False), (("--bounded_rescale",), True)):
+        seen = []
+
+        def recording(*args, bounded=False):
+            seen.append(bounded)
+            return real(*args, bounded=bounded)
+        monkeypatch.setattr(models.xder, "update_future_logits", recording)
+        model, _, images, labels = xder_at_task_two(*flags)
+        model.observe(images, labels)
+        model.end_task(1, images, labels)
+        assert len(seen) == 3 and set(seen) == {expected}
 
 
 def observed_terms(*flags):

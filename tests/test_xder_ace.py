@@ -124,3 +124,20 @@ def test_update_future_logits_with_a_non_positive_target_keeps_the_reference_beh
     assert updated[0, 2:].max() > old[0, 0] and updated[1, 2:].max() > old[1, 1]
     torch.testing.assert_close(updated[2, 2:], torch.tensor([0.85 * 3.0, 0.85 * 3.0 / 6.0]))  # target 3 > 0
     assert updated[2, 2:].max() < old[2, 0]
+
+
+def test_bounded_rescale_never_flips_or_magnifies_and_leaves_positive_targets_alone():
+    """The same rows with the scale clamped to [0, 1]: 1.7 becomes 1 (transplant kept as is), −0.425
+    becomes 0 (transplant zeroed); the row with target 3 > 0 is the reference one."""
+    old = torch.tensor([[-2.0, 0.5, 0.0, 0.0], [0.3, -1.0, 0.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
+    new = torch.tensor([[9.0, 9.0, -1.0, -3.0], [9.0, 9.0, 2.0, -4.0], [9.0, 9.0, 6.0, 1.0]])
+    labels = torch.tensor([0, 1, 0])
+    bounded = update_future_logits(old, new, labels, start=2, end=4, gamma=0.85, bounded=True)
+    torch.testing.assert_close(bounded[0, 2:], new[0, 2:])
+    torch.testing.assert_close(bounded[1, 2:], torch.zeros(2))
+    torch.testing.assert_close(bounded[2], update_future_logits(old, new, labels, 2, 4, 0.85)[2])
+    torch.manual_seed(0)
+    old, new = torch.randn(200, 6), torch.randn(200, 6)
+    labels = torch.randint(0, 2, (200,))
+    out = update_future_logits(old, new, labels, start=2, end=6, gamma=0.85, bounded=True)[:, 2:]
+    assert (out.abs() <= new[:, 2:].abs()).all() and (out * new[:, 2:] >= 0).all()
