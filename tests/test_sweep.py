@@ -147,8 +147,10 @@ def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
 def test_ctrl_c_stops_with_one_line_and_the_rerun_completes(tmp_path):
     results = tmp_path / "results"
     argv = ["--results_path", str(results), "--grid", "model=der", "mask=ninf", "seed=0-59", "--", *DIGITS]
+    # a terminal's default Ctrl-C handling, even where pytest was started in the background (SIGINT ignored)
     driver = subprocess.Popen([sys.executable, "-m", "utils.sweep", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while len(read_records(results)) < 3 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.05)
