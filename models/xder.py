@@ -174,11 +174,14 @@ class XDer(ContinualModel):
         past = labels // self.classes_per_task < self.task
         self.update_counter[indices[past]] += 1
         chosen = past & (torch.rand(len(indices), device=self.device) * self.update_counter[indices] < 1)
-        updated = update_future_logits(logits[chosen], outputs[chosen], labels[chosen],
-                                       self.task * self.classes_per_task, self.n_classes, self.args.gamma,
-                                       bounded=self.args.bounded_rescale)
+        updated = self.rescaled(logits[chosen], outputs[chosen], labels[chosen],
+                                self.task * self.classes_per_task, self.n_classes)
         self.buffer.logits[indices[chosen]] = updated
         self.buffer.task_ids[indices[chosen]] = self.task
+
+    def rescaled(self, old, new, labels, start, end):
+        """update_future_logits with this run's --gamma and --bounded_rescale."""
+        return update_future_logits(old, new, labels, start, end, self.args.gamma, bounded=self.args.bounded_rescale)
 
     def future_terms(self, images, labels):
         """λ·SupCon over strong views on each future head separately and, with --dp_weight, the SPKD
@@ -217,17 +220,16 @@ class XDer(ContinualModel):
             chosen = self.new_entries(labels)
             logits = self.chunked_forward(images[chosen])
             if task > 0:
-                logits = update_future_logits(logits, logits, labels[chosen], 0, task * self.classes_per_task,
-                                              self.args.gamma, bounded=self.args.bounded_rescale)
+                logits = self.rescaled(logits, logits, labels[chosen], 0, task * self.classes_per_task)
             self.buffer.append(images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
             past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
             if len(past):
                 order = torch.randperm(self.buffer.size, device=self.device)
                 outputs = torch.empty_like(self.buffer.logits[:self.buffer.size])
                 outputs[order] = self.chunked_forward(self.buffer.images[order])
-                self.buffer.logits[past] = update_future_logits(
-                    self.buffer.logits[past], outputs[past], self.buffer.labels[past],
-                    task * self.classes_per_task, self.n_classes, self.args.gamma, bounded=self.args.bounded_rescale)
+                self.buffer.logits[past] = self.rescaled(self.buffer.logits[past], outputs[past],
+                                                         self.buffer.labels[past], task * self.classes_per_task,
+                                                         self.n_classes)
                 self.buffer.task_ids[past] = task
         self.update_counter.zero_()
 
