@@ -103,6 +103,8 @@ def run(args, argv, model_cls, dataset_cls, signals):
             if complete:
                 return 0
             identity = (resume_state or {}).get("identity", identity)
+        if not args.rerun and already_recorded(args):
+            return 0
         record = train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state)
     except CheckpointError as error:
         return fail(f"--resume: {error}", 2)
@@ -112,17 +114,36 @@ def run(args, argv, model_cls, dataset_cls, signals):
         return fail(str(error), 3)
     except Interrupted as stop:
         return report_interruption(stop, args, argv)
-    written, error = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))
+    written, error, repair = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))
+    if repair:
+        print(f"warning: {repair}", file=sys.stderr)
     if args.checkpoint_dir:
         mark_complete(args.checkpoint_dir, written, identity["run_id"])
     value = "" if args.mask_value is None else f"m={args.mask_value}, "
     print(f"\n{args.model} | {args.dataset} | mask {args.mask} ({value}scope {args.mask_scope}) | "
           f"buffer {args.buffer_size} | seed {args.seed} | train {record['train_time_s']:.1f} s")
     print(format_table(record))
+    if error is None:
+        print(f"results line appended to {written} (key_hash {record['key_hash']}, run_id {record['run_id']})")
     if error is not None:
         return fail(f"could not append to {os.path.join(args.results_path, 'results.jsonl')} ({error}); the run's "
                     f"result was saved to {written}: add it with `cat {written} >> <results folder>/results.jsonl`", 1)
     return 0
+
+
+def already_recorded(args):
+    """Say so, and return True, when the results file already holds a result of this run's key."""
+    from utils.results_file import RESULTS_FILE, find_key
+    from utils.run_identity import key_hash, run_key
+
+    path = os.path.join(args.results_path, RESULTS_FILE)
+    found = find_key(path, key_hash(run_key(args)))
+    if found is None:
+        return False
+    print(f"{PROG}: this run's key ({found.record.get('key_hash')}) already has a result in {path} (line "
+          f"{found.number}, run_id {found.record.get('run_id')}): nothing run, nothing appended; to run it again "
+          f"on purpose add --rerun (a report counts the key once and refuses lines that disagree)")
+    return True
 
 
 def report_interruption(stop, args, argv):
@@ -140,4 +161,6 @@ def report_interruption(stop, args, argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.console import run_command
+
+    sys.exit(run_command(main, PROG))

@@ -185,3 +185,20 @@ def test_readme_flags_table_lists_every_flag_help_shows():
                   if option.startswith("--") and option != "--help"}
     missing = sorted(flag for flag in shown if f"`{flag}`" not in table and f"`{flag} " not in table)
     assert not missing, f"README flags table lacks {missing}"
+
+
+def test_readme_flags_table_defaults_are_the_parsers():
+    """A number or `literal` in the README's default column is the default --help shows."""
+    import re
+    from utils.cli import build_parser
+    with open(f"{ROOT}/README.md", encoding="utf-8") as f:
+        readme = f.read()
+    table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
+    parser, _ = build_parser(["--model", "der"])
+    defaults = {option: action.default for action in parser._actions for option in action.option_strings}
+    checked = 0
+    for flag, default in re.findall(r"^\| `(--\w+)` \| (`[^`|]+`|-?[\d.]+) \|", table, re.M):
+        if flag in defaults:
+            assert str(defaults[flag]) == default.strip("`"), (flag, default, defaults[flag])
+            checked += 1
+    assert checked >= 8

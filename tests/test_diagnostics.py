@@ -111,7 +111,7 @@ def test_event_files_read_back_and_continue_across_a_resume(tmp_path, monkeypatc
     assert [step for step, _ in whole] == list(range(5, 5 * len(whole) + 1, 5))
 
     from models.derpp import Derpp
-    resumed = flags + ["--log_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    resumed = flags + ["--log_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--rerun"]
     assert interrupt_then_resume(monkeypatch, Derpp, 47, resumed) == 0
     again, _ = scalars(tmp_path / "resumed", "grad/current")
     assert [step for step, _ in again] == [step for step, _ in whole]
@@ -136,7 +136,7 @@ def test_events_after_the_last_checkpoint_are_purged_on_resume(tmp_path, monkeyp
             raise Killed
         return real_observe(self, images, labels)
     monkeypatch.setattr(Derpp, "observe", observe_then_die)
-    killed = flags + ["--log_dir", str(tmp_path / "killed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    killed = flags + ["--log_dir", str(tmp_path / "killed"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--rerun"]
     with pytest.raises(Killed):
         main.main(killed)
     monkeypatch.setattr(Derpp, "observe", real_observe)

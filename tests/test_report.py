@@ -79,7 +79,7 @@ def test_pivot_and_latex(results, capsys):
     out = capsys.readouterr().out
     header = out.splitlines()[0]
     assert "model" in header and "mask" in header and "Class-IL (buffer 20)" in header and "Task-IL (buffer 20)" in header
-    assert "| der     | general (m=-3.0) | 54.00 ± 4.58 (n=3)" in out
+    assert "| der     | general (m=-3.0) | seq-digits | 54.00 ± 4.58 (n=3)" in out
     assert report.main([results, "--format", "latex", "--where", "lr=0.1"]) == 0
     latex = capsys.readouterr().out
     assert "\\begin{tabular}" in latex and "44.00 $\\pm$ 4.00" in latex

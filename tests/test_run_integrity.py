@@ -219,7 +219,7 @@ def test_accuracies_are_exact_quotients_of_counts(tmp_path):
 # 13. run identity
 
 def test_results_line_has_start_time_and_run_id(tmp_path):
-    first, second = run_main(tmp_path, *SHORT), run_main(tmp_path, *SHORT)
+    first, second = run_main(tmp_path, *SHORT), run_main(tmp_path, *SHORT, "--rerun")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["started_at"])
     assert re.fullmatch(r"[0-9a-f]{12}", first["run_id"]) and first["run_id"] != second["run_id"]
     assert first["key_hash"] == second["key_hash"]

@@ -42,9 +42,9 @@ def test_inline_grid_and_ranges():
 
 
 @pytest.mark.parametrize("grid,words", [
-    (["model=er,der", "alpha=0.3"], ("block 1, run 1", "--alpha", "model er", "split the block")),
-    (["model=der", "mask=general", "mask_value=0,nan"], ("block 1, run 2", "--mask_value", "'nan'")),
-    (["model=der", "mask=none,general", "mask_value=-3"], ("block 1, run 1", "--mask_value", "mask none")),
+    (["model=er,der", "alpha=0.3"], ("--grid, run 1", "--alpha", "model er", "split the block")),
+    (["model=der", "mask=general", "mask_value=0,nan"], ("--grid, run 2", "--mask_value", "'nan'")),
+    (["model=der", "mask=none,general", "mask_value=-3"], ("--grid, run 1", "--mask_value", "mask none", "split")),
 ])
 def test_invalid_runs_stop_the_sweep_before_anything_runs(tmp_path, capsys, grid, words):
     results = tmp_path / "results"
@@ -61,7 +61,7 @@ def test_dry_run_prints_every_command(tmp_path, capsys):
     assert sweep.main(["--dry_run", "--results_path", str(tmp_path), "--grid", "model=der,derpp", "seed=0-1",
                        "--", *DIGITS]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "4 runs" and len(out) == 5 and all(line.startswith("python main.py --model") for line in out[1:])
+    assert out[0].startswith("4 runs, 0 already in") and len(out) == 5 and all(line.startswith("python main.py --model") for line in out[1:])
     assert not os.listdir(tmp_path)
 
 
@@ -137,11 +137,11 @@ def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
     counts = {"example.yaml": 80, "digits-masks-smnist.yaml": 360, "digits-masks-defaults.yaml": 360}
     for name, count in counts.items():
         assert sweep.main([os.path.join(ROOT, "grids", name), "--dry_run", "--results_path", str(tmp_path)]) == 0
-        assert capsys.readouterr().out.splitlines()[0] == f"{count} runs"
+        assert capsys.readouterr().out.splitlines()[0].startswith(f"{count} runs, 0 already")
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         inline = next(line.strip() for line in f if line.strip().startswith("python -m utils.sweep --grid"))
     assert sweep.main(["--dry_run", "--results_path", str(tmp_path)] + inline.split()[3:]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "40 runs"
+    assert capsys.readouterr().out.splitlines()[0].startswith("40 runs, 0 already")
 
 
 def test_ctrl_c_stops_with_one_line_and_the_rerun_completes(tmp_path):
@@ -157,7 +157,7 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_completes(tmp_path):
     os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 130 and "Traceback" not in err
-    assert "interrupted; finished runs are in" in err and "run the same command to resume" in err
+    assert "finished runs of this sweep are in" in err and "run the same command to resume" in err
     rerun = sweep_cli(*argv)
     assert rerun.returncode == 0, rerun.stderr
     records = read_records(results)

@@ -74,6 +74,17 @@ def nearest_existing(path):
     return path
 
 
+def folder_problem(path):
+    """Why `path` cannot be a folder to write into (an existing file, or under a file, or under a folder
+    that cannot be written), or None."""
+    existing = nearest_existing(path)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written into"
+    return None
+
+
 def device_name(text):
     if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
         return text
@@ -109,6 +120,9 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
     run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    run.add_argument("--rerun", action="store_true",
+                     help="run even when the results file already holds a result of this run's key (same flags "
+                          "and seed), appending a second line; without it such a run does nothing")
     run.add_argument("--eval_future", action="store_true",
                      help="also evaluate future tasks after each task, and the untrained network, for FWT "
                           "(FWT is null without it)")

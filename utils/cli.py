@@ -132,13 +132,11 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
 
 def check_log_dir(parser, path):
     """--log_dir must be a folder, or a path where one can be made, that can be written into."""
-    from utils.args import nearest_existing
+    from utils.args import folder_problem
 
-    existing = nearest_existing(path)
-    if not os.path.isdir(existing):
-        parser.error(f"argument --log_dir: {path!r} is not allowed: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        parser.error(f"argument --log_dir: {path!r} is not allowed: {existing} cannot be written into")
+    problem = folder_problem(path)
+    if problem:
+        parser.error(f"argument --log_dir: {path!r} is not allowed: {problem}")
 
 
 def check_data_path(parser, path):

@@ -1,11 +1,11 @@
 """python -m utils.report results/results.jsonl [...]: mean ± std over seeds of every group of runs
 that differ only in seed, as markdown, LaTeX or CSV, the papers' pivot layout, a baseline comparison
-with Welch's t-test, and plots."""
+with Welch's t-test, and plots. Each run key counts once; duplicate and unreadable lines are named."""
 import argparse
 import os
 import sys
 
-from utils.args import ArgumentParser
+from utils.args import ArgumentParser, did_you_mean, folder_problem
 
 PROG = "python -m utils.report"
 STD_NOTE = "mean ± sample standard deviation (n−1) over seeds; n runs per group"
@@ -16,44 +16,136 @@ def build_parser():
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="results.jsonl files")
     parser.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
-    parser.add_argument("--pivot", action="store_true", help="rows model × mask, columns buffer size × setting")
+    parser.add_argument("--pivot", action="store_true", help="rows model × mask, columns buffer size × setting "
+                                                             "(markdown and LaTeX)")
     parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE", help="keep only matching runs")
     parser.add_argument("--ignore", nargs="+", default=[], metavar="FLAG", help="merge groups over these flags")
     parser.add_argument("--baseline", nargs="+", default=[], metavar="KEY=VALUE",
                         help="compare each group's final Class-IL with the group that differs only in these flags "
-                             "(e.g. mask=none): difference of means and Welch's t-test p; * marks p < 0.05")
+                             "(e.g. mask=none): difference of means and Welch's t-test p; * marks p < 0.05 "
+                             "(not with --pivot)")
+    parser.add_argument("--conflicts", choices=("refuse", "first"), default="refuse",
+                        help="lines of one run key whose results differ: refuse to report (default), or keep "
+                             "the earliest line of each key and say so")
     parser.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR")
     return parser
+
+
+def check_options(parser, options):
+    """Refuse, before reading anything, options that cannot be honoured together."""
+    for path in options.results:
+        if not os.path.isfile(path):
+            parser.error(f"argument results: {path!r} is not a file")
+    for flag, conditions in (("--where", options.where), ("--baseline", options.baseline)):
+        for condition in conditions:
+            if "=" not in condition or not condition.partition("=")[0]:
+                parser.error(f"argument {flag}: {condition!r} is not KEY=VALUE")
+    if options.pivot and options.format == "csv":
+        parser.error("argument --pivot: not allowed with --format csv (CSV has one row per group and a column "
+                     "per flag; pivot it in your spreadsheet)")
+    if options.pivot and options.baseline:
+        parser.error("argument --baseline: not allowed with --pivot (the pivot has no comparison columns); "
+                     "drop --pivot to see Δ and p")
+    if options.plots and folder_problem(options.plots):
+        parser.error(f"argument --plots: {options.plots!r} is not allowed: {folder_problem(options.plots)}")
+
+
+def say(message):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_runs(parser, options):
+    """Each run key's record once, after naming unreadable lines and dropped duplicates."""
+    from utils.results_file import describe_bad_lines, read_lines
+    from utils.study.runs import describe_repeats, describe_run, unique_runs, where
+
+    lines, bad = read_lines(options.results)
+    if bad:
+        say(f"{len(bad)} line{'s' if len(bad) > 1 else ''} could not be read and are not in the tables: "
+            f"{describe_bad_lines(bad)}")
+    if not lines:
+        empty = all(os.path.getsize(path) == 0 for path in options.results)
+        parser.error(f"argument results: no runs to report: {', '.join(options.results)} "
+                     f"{'is empty' if empty else 'holds no readable results line'}")
+    lines, dropped, conflicts = unique_runs(lines)
+    if conflicts:
+        first = conflicts[0]
+        text = (f"{len(conflicts)} line{'s' if len(conflicts) > 1 else ''} repeat a run key with other results: "
+                f"{describe_repeats(conflicts)}; the first is {describe_run(first.line.record)}")
+        if options.conflicts == "refuse":
+            parser.error(f"argument results: {text}; remove the wrong lines, or keep the earliest line of each key "
+                         f"with --conflicts first")
+        say(f"{text}; kept the earliest line of each ({where(first.first)} ...)")
+    if dropped:
+        say(f"dropped {len(dropped)} duplicate line{'s' if len(dropped) > 1 else ''} (the same run key and results "
+            f"as an earlier line): {describe_repeats(dropped)}")
+    return [line.record for line in lines]
+
+
+def check_flags(parser, records, options):
+    """Every flag named by --where, --ignore and --baseline is a flag of some run."""
+    known = set().union(*(record["args"] for record in records))
+    named = [("--where", c.partition("=")[0]) for c in options.where]
+    named += [("--ignore", name) for name in options.ignore]
+    named += [("--baseline", c.partition("=")[0]) for c in options.baseline]
+    for flag, name in named:
+        if name not in known:
+            parser.error(f"argument {flag}: {name!r} is not a flag of any run in the results"
+                         f"{did_you_mean(name, known) or ''}")
+    if "seed" in options.ignore:
+        parser.error("argument --ignore: 'seed' is not allowed: groups always merge over seeds")
+
+
+def check_baseline(parser, groups, baseline):
+    """Each KEY=VALUE of --baseline is held by some group of the table."""
+    from utils.study.groups import value_matches
+
+    for condition in baseline:
+        name, _, wanted = condition.partition("=")
+        if not any(value_matches(g.flags.get(name), wanted) for g in groups):
+            values = sorted({str(g.flags.get(name)) for g in groups})
+            parser.error(f"argument --baseline: no run in the table has {condition} ({name} there: "
+                         f"{', '.join(values)})")
 
 
 def main(argv=None):
     parser = build_parser()
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    for path in options.results:
-        if not os.path.isfile(path):
-            parser.error(f"argument results: {path!r} is not a file")
-    for condition in options.where + options.baseline:
-        if "=" not in condition:
-            parser.error(f"argument --where/--baseline: {condition!r} is not KEY=VALUE")
-    from utils.study.groups import build_groups, read_results
+    check_options(parser, options)
+    from utils.study.groups import build_groups
     from utils.study.tables import csv_table, group_rows, pivot_rows, render
 
-    groups = build_groups(read_results(options.results), options.ignore, options.where)
+    records = read_runs(parser, options)
+    check_flags(parser, records, options)
+    groups = build_groups(records, options.ignore, options.where)
     if not groups:
-        parser.error("no runs match" + (f" --where {' '.join(options.where)}" if options.where else ""))
+        parser.error(f"no runs match --where {' '.join(options.where)}")
+    check_baseline(parser, groups, options.baseline)
     if options.format == "csv":
-        print(csv_table(groups), end="")
+        print(csv_table(groups, options.baseline), end="")
     else:
         latex = options.format == "latex"
         headers, rows = pivot_rows(groups, latex) if options.pivot else group_rows(groups, options.baseline, latex)
         print(render(headers, rows, options.format))
-        print(f"\n{STD_NOTE}; {sum(g.n for g in groups)} runs in {len(groups)} groups")
+        runs = sum(g.n for g in groups)
+        print(f"\n{STD_NOTE}; {runs} run{'s' if runs > 1 else ''} in {len(groups)} group{'s' if len(groups) > 1 else ''}")
     if options.plots:
-        from utils.study.plots import write_plots
-        for path in write_plots(groups, options.plots):
-            print(f"wrote {path}", file=sys.stderr)
+        write_plots(parser, groups, options.plots)
     return 0
 
 
+def write_plots(parser, groups, directory):
+    from utils.study.plots import write_plots as write
+
+    try:
+        paths = write(groups, directory)
+    except OSError as error:
+        parser.error(f"argument --plots: cannot write into {directory!r} ({error.strerror or error})")
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.console import run_command
+
+    sys.exit(run_command(main, PROG, on_interrupt="nothing more was written"))

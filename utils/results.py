@@ -1,13 +1,13 @@
 """One JSON line per run in <results_path>/results.jsonl, and the closing console table."""
-import json
 import math
 import os
 import subprocess
 
 from tabulate import tabulate
 
+from utils.results_file import RESULTS_FILE, append_line
+
 METRICS = ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")
-RESULTS_FILE = "results.jsonl"
 SOURCE_FOLDERS = ("models", "datasets", "backbone", "utils")
 
 
@@ -92,30 +92,15 @@ def build_record(args, outcome, time_s, identity, environment, key_hash):
     })
 
 
-def append_line(path, record):
-    """Append the record to `path` as one whole line: a single write, flushed and fsynced."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    line = json.dumps(record, allow_nan=False) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def append_record(results_path, record):
-    append_line(os.path.join(results_path, RESULTS_FILE), record)
-
-
 def save_record(results_path, record, fallback_dir):
     """Append to the results file; if the disk refuses, keep the record in `fallback_dir`.
-    Returns (path written, None) or (fallback path, the error that the results file gave)."""
+    Returns (path written, the error that the results file gave or None, the tail repair's note or None)."""
+    target = os.path.join(results_path, RESULTS_FILE)
     try:
-        append_record(results_path, record)
-        return os.path.join(results_path, RESULTS_FILE), None
+        return target, None, append_line(target, record)
     except OSError as error:
         fallback = os.path.join(fallback_dir, f"result-{record['run_id']}.jsonl")
-        append_line(fallback, record)
-        return fallback, error
+        return fallback, error, append_line(fallback, record)
 
 
 def format_table(record):

@@ -6,15 +6,18 @@ is already there are skipped, so rerunning the same command resumes an interrupt
 """
 import argparse
 import os
+import re
 import sys
 import time
 
 from tqdm import tqdm
 
 from utils.args import ArgumentParser, positive_int
-from utils.study.grid import GridError, block_runs, load_grid_file, parse_inline
+from utils.console import announced_interrupt, count
+from utils.study.grid import GridError, block_runs, check_flag_places, load_grid_file, parse_inline
 
 PROG = "python -m utils.sweep"
+FLAG_IN_ERROR = re.compile(r"argument (--[\w-]+)")
 
 
 def build_parser():
@@ -32,46 +35,103 @@ def build_parser():
     parser.add_argument("--runs_per_gpu", type=positive_int, default=1, help="runs sharing one GPU (default: 1)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local", help="(default: local)")
     parser.add_argument("--address", help="Ray cluster: auto or HOST:PORT (default: start a local instance)")
-    parser.add_argument("--dry_run", action="store_true", help="print the number of runs and each command, run nothing")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="print the number of runs and each command (marking those already done), run nothing")
     return parser
 
 
-def grid_runs(options, common):
-    """(name, [(block number, argv)]) of the grid, with the flags every run shares."""
+def sweep_options(parser):
+    return {option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")}
+
+
+def grid_runs(options, common, parser):
+    """(name, [(block label, argv)]) of the grid, with the flags every run shares."""
     if bool(options.grid_file) == bool(options.grid):
         raise GridError("give a grid file or --grid KEY=V1,V2 ..., not both or neither")
     if options.grid:
-        name, blocks, shared = "inline", [parse_inline(options.grid)], []
+        name, blocks, shared, labels = "inline", [parse_inline(options.grid)], [], ["--grid"]
     else:
         name, blocks, shared = load_grid_file(options.grid_file)
-    runs = [(number, argv) for number, block in enumerate(blocks, 1)
-            for argv in block_runs(block, shared + common)]
+        labels = [f"{options.grid_file}: block {number}" for number in range(1, len(blocks) + 1)]
+    check_flag_places(list(zip(labels, blocks)), shared, common, sweep_options(parser) - {"help"})
+    check_switches(zip(labels, blocks))
+    runs = []
+    for label, block in zip(labels, blocks):
+        try:
+            runs += [(label, argv) for argv in block_runs(block, shared + common)]
+        except GridError as error:
+            raise GridError(f"{label}: {error}") from None
     return options.name or name, runs
 
 
+def check_switches(labelled_blocks):
+    """A flag given without a value (KEY alone inline, `true` in YAML) must be an on/off flag."""
+    from utils.cli import build_parser as main_parser
+
+    parser, _ = main_parser([])
+    takes_value = {option[2:] for action in parser._actions if action.nargs != 0 for option in action.option_strings}
+    for label, block in labelled_blocks:
+        for name, value in block.items():
+            if name in takes_value and any(v is True for v in (value if isinstance(value, list) else [value])):
+                raise GridError(f"{label}: {name!r} has no value, but --{name} takes one: write {name}=VALUE "
+                                f"(a flag alone is only for on/off flags such as eval_future)")
+
+
+def flag_value(argv, flag):
+    """The tokens that follow `flag` in argv up to the next flag, or None where it is absent."""
+    if flag not in argv:
+        return None
+    start = argv.index(flag) + 1
+    end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
+    return tuple(argv[start:end])
+
+
 def validate(runs, results_path, threads):
-    """Each run's full argv and key, parsed with main.py's parser; GridError naming block, run and flag."""
+    """Each run's full argv and key, parsed with main.py's parser; GridError naming block, run and flag,
+    with "split the block" only where another run of the block takes the same flag and value."""
     from utils.study.worker import key_of
 
-    checked = []
-    for index, (number, argv) in enumerate(runs, 1):
+    checked, errors = [], []
+    for index, (label, argv) in enumerate(runs, 1):
         full = argv + ["--non_verbose", "--results_path", results_path, "--threads", str(threads)]
         try:
-            key, key_hash = key_of(full)
+            checked.append((label, full, key_of(full)[1]))
         except ValueError as error:
-            raise GridError(f"block {number}, run {index} ({' '.join(argv)}): {error}; if that flag belongs to only "
-                            f"some of the block's values, split the block") from None
-        checked.append((full, key_hash))
-    return checked
+            errors.append((label, index, argv, str(error)))
+    if errors:
+        label, index, argv, error = errors[0]
+        flag = FLAG_IN_ERROR.search(error)
+        value = flag and flag_value(argv, flag.group(1))
+        taken = value is not None and any(other == label and flag_value(full, flag.group(1)) == value
+                                          for other, full, _ in checked)
+        hint = "; other runs of the block take it, so split the block" if taken else ""
+        raise GridError(f"{label}, run {index} ({' '.join(argv)}): {error}{hint}")
+    return [(full, key_hash) for _, full, key_hash in checked]
 
 
 def finished_keys(results_file):
-    """Key hashes of every run already in the results file: the run's own and, for a sweep's run, the
-    one the driver computed (they differ only where --device auto resolved differently on a worker)."""
-    from utils.study.groups import read_results
+    """Key hashes of every run already in the results file, after saying which lines could not be read."""
+    from utils.results_file import describe_bad_lines, keys_of, read_lines
 
-    records = read_results([results_file]) if os.path.isfile(results_file) else []
-    return {record.get(field) for record in records for field in ("key_hash", "sweep_key_hash")} - {None}
+    if not os.path.isfile(results_file):
+        return set()
+    lines, bad = read_lines([results_file])
+    if bad:
+        print(f"warning: {count(len(bad), 'line')} of the results file could not be read; their runs count as not "
+              f"done: {describe_bad_lines(bad)}", file=sys.stderr)
+    return set().union(*(keys_of(line.record) for line in lines))
+
+
+TO_RUN, REPEATED, DONE = "to run", "repeats an earlier run of the grid", "already in the results file"
+
+
+def plan(checked, done):
+    """The status of each checked run (TO_RUN, REPEATED or DONE), in order."""
+    seen, statuses = set(), []
+    for _, key_hash in checked:
+        statuses.append(REPEATED if key_hash in seen else DONE if key_hash in done else TO_RUN)
+        seen.add(key_hash)
+    return statuses
 
 
 def main(argv=None):
@@ -80,61 +140,78 @@ def main(argv=None):
     parser = build_parser()
     options = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     try:
-        name, runs = grid_runs(options, common)
+        name, runs = grid_runs(options, common, parser)
         checked = validate(runs, options.results_path, options.threads)
     except GridError as error:
         parser.error(str(error))
-    if options.dry_run:
-        print(f"{len(checked)} runs")
-        for full, _ in checked:
-            print("python main.py " + " ".join(full))
-        return 0
-    from utils.results import RESULTS_FILE, append_record
+    from utils.results_file import RESULTS_FILE
 
     results_file = os.path.join(options.results_path, RESULTS_FILE)
+    statuses = plan(checked, finished_keys(results_file))
+    todo = [full for (full, _), status in zip(checked, statuses) if status == TO_RUN]
+    driver_hash = {tuple(full): key_hash for (full, key_hash), status in zip(checked, statuses) if status == TO_RUN}
+    repeated = statuses.count(REPEATED)
+    summary = (count(len(checked), "run") + (f" ({repeated} repeating an earlier run of the grid, run once)"
+                                             if repeated else "")
+               + f", {statuses.count(DONE)} already in {results_file}, {len(todo)} to run")
+    if options.dry_run:
+        print(summary)
+        for (full, _), status in zip(checked, statuses):
+            print("python main.py " + " ".join(full) + ("" if status == TO_RUN else f"  # {status}"))
+        return 0
     os.makedirs(options.results_path, exist_ok=True)
     open(results_file, "a", encoding="utf-8").close()  # exists before any worker probes the path
-    done = finished_keys(results_file)
-    todo, seen, driver_hash = [], set(done), {}
-    for full, key_hash in checked:
-        if key_hash not in seen:
-            todo.append(full)
-            seen.add(key_hash)
-            driver_hash[tuple(full)] = key_hash
-    print(f"sweep {name}: {len(checked)} runs, {len(checked) - len(todo)} already in {results_file}, "
-          f"{len(todo)} to run", flush=True)
-    failures = []
+    print(f"sweep {name}: {summary}", flush=True)
+    return run_sweep(options, name, todo, driver_hash, results_file)
+
+
+def run_sweep(options, name, todo, driver_hash, results_file):
+    from utils.results_file import append_line
+
+    failures, retried, written = [], [], []
     bar = tqdm(total=len(todo), desc=f"sweep {name}", unit="run", dynamic_ncols=True)
 
     def on_result(run_argv, outcome):
         if "record" in outcome:
-            append_record(options.results_path, {**outcome["record"], "sweep_key_hash": driver_hash[tuple(run_argv)]})
+            written.append(run_argv)
+            repair = append_line(results_file, {**outcome["record"], "sweep_key_hash": driver_hash[tuple(run_argv)]})
+            if repair:
+                bar.write(f"warning: {repair}", file=sys.stderr)
         else:
             failures.append(outcome)
         bar.set_postfix(failed=len(failures))
         bar.update()
+
+    def on_retry(run_argv, attempt, error):
+        retried.append(run_argv)
+        bar.write(f"retrying (attempt {attempt}) after {error}: python main.py {' '.join(run_argv)}", file=sys.stderr)
     start = time.perf_counter()
     try:
-        dispatch(options, todo, name, on_result)
+        with announced_interrupt(f"{PROG}: stopping: ending the runs in progress (finished runs are on disk)"):
+            dispatch(options, todo, name, on_result, on_retry)
         bar.close()
     except KeyboardInterrupt:
         bar.close()
-        print(f"{PROG}: interrupted; finished runs are in {results_file}; run the same command to resume",
+        print(f"{PROG}: interrupted; {count(len(written), 'finished run')} of this sweep "
+              f"{'is' if len(written) == 1 else 'are'} in {results_file}; run the same command to resume",
               file=sys.stderr)
         return 130
-    print(f"sweep {name}: {len(todo) - len(failures)} runs done, {len(failures)} failed, "
+    retries = f", {count(len({tuple(a) for a in retried}), 'run')} retried" if retried else ""
+    print(f"sweep {name}: {count(len(todo) - len(failures), 'run')} done, {len(failures)} failed{retries}, "
           f"{time.perf_counter() - start:.1f} s")
+    for run_argv in dict.fromkeys(map(tuple, retried)):
+        print(f"retried after a lost worker or node: python main.py {' '.join(run_argv)}", file=sys.stderr)
     for failure in failures:
         print(f"failed: {failure['command']}\n  {failure['error']}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def dispatch(options, runs, name, on_result):
+def dispatch(options, runs, name, on_result, on_retry):
     if not runs:
         return
     if options.backend == "ray":
         from utils.study.ray_backend import run_ray
-        run_ray(runs, name, options.address, options.threads, options.runs_per_gpu, on_result)
+        run_ray(runs, name, options.address, options.threads, options.runs_per_gpu, on_result, on_retry)
         return
     from utils.study.local import default_workers, run_local
     gpus = gpus_here()
@@ -149,4 +226,6 @@ def gpus_here():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.console import run_command
+
+    sys.exit(run_command(main, PROG, on_interrupt="no run was started"))

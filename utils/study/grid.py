@@ -1,5 +1,6 @@
 """Grids: blocks that map main.py flags to one value or a list; a block's runs are the cartesian
 product of its lists. Written as a YAML file or inline (`model=der,derpp seed=0-4 -- --buffer_size 20`)."""
+import difflib
 import itertools
 import os
 import re
@@ -56,6 +57,9 @@ def normalize_block(block, where):
     return normalized
 
 
+GRID_KEYS = ("name", "common", "blocks")
+
+
 def load_grid_file(path):
     """(name, blocks, common argv) of a YAML grid: a list of blocks, one block, or a mapping with
     `blocks` (and optional `name` and `common`, flags every block shares)."""
@@ -70,12 +74,59 @@ def load_grid_file(path):
         raise GridError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
     name = os.path.splitext(os.path.basename(path))[0]
     common = {}
+    check_layout(data, path)
     if isinstance(data, dict) and "blocks" in data:
         name, common, data = data.get("name", name), data.get("common") or {}, data["blocks"]
     blocks = data if isinstance(data, list) else [data]
+    if not blocks:
+        raise GridError(f"{path}: blocks: is empty, so the grid has no runs; give at least one block of flags")
     blocks = [normalize_block(block, f"{path}: block {i + 1}") for i, block in enumerate(blocks)]
     common = normalize_block(common, f"{path}: common") if common else {}
     return str(name), blocks, [t for key, value in common.items() for t in flag_tokens(key, value)]
+
+
+def check_layout(data, path):
+    """Refuse a grid file whose top level is neither a list of blocks, one block, nor a mapping with
+    `blocks:`, naming what was found (e.g. a misspelt `block:`)."""
+    layout = "a grid file is a list of blocks, one block of flags, or a mapping with blocks: (and name:, common:)"
+    if data is None:
+        raise GridError(f"{path}: the file is empty; {layout}")
+    if not isinstance(data, dict) or "blocks" in data:
+        if isinstance(data, dict) and not isinstance(data["blocks"], list):
+            raise GridError(f"{path}: blocks: must be a list of blocks, not {type(data['blocks']).__name__}")
+        return
+    close = [key for key in map(str, data) if difflib.get_close_matches(key.lower(), ["blocks"], cutoff=0.7)]
+    nested = [str(key) for key, value in data.items() if isinstance(value, list) and
+              any(isinstance(item, dict) for item in value)]
+    if close or nested or {"name", "common"} & set(map(str, data)):
+        found = close or nested or [key for key in map(str, data) if key in GRID_KEYS]
+        raise GridError(f"{path}: no blocks: key (found {', '.join(found)}:); {layout}")
+
+
+def check_flag_places(labelled_blocks, shared, common, sweep_options):
+    """Each flag is given in one place: a block (a [(label, block)]), the grid's common flags, or after
+    `--`; and a sweep's own option (e.g. --results_path) is never a run flag."""
+    places = [(label, list(block)) for label, block in labelled_blocks]
+    places += [("the grid's common:", flag_names(shared)), ("after --", flag_names(common))]
+    for place, names in places:
+        for name in names:
+            if name in sweep_options:
+                raise GridError(f"--{name} is an option of the sweep, not a run flag ({place}): give it before --")
+    after = flag_names(common)
+    repeated = sorted({name for name in after if after.count(name) > 1})
+    if repeated:
+        raise GridError(f"--{repeated[0]} is given twice after --: give it once")
+    for index, (place, names) in enumerate(places[:-1]):
+        for other, later in places[max(index + 1, len(labelled_blocks)):]:
+            both = [name for name in names if name in later]
+            if both:
+                raise GridError(f"--{both[0]} is given both in {place} and {other}: give it in one place "
+                                f"(one value would silently replace the other)")
+
+
+def flag_names(tokens):
+    """The flag names of an argv (`--seed 3` -> seed)."""
+    return [token[2:].split("=", 1)[0] for token in tokens if token.startswith("--") and len(token) > 2]
 
 
 def scalar(text):
@@ -94,6 +145,8 @@ def parse_inline(tokens):
         key = key.lstrip("-")
         if not key:
             raise GridError(f"--grid: {token!r} is not KEY=V1,V2,...")
+        if key in block:
+            raise GridError(f"--grid: {key} is given twice; give its values once, as {key}=V1,V2,...")
         block[key] = True if not _ else [scalar(v) for v in values.split(",")]
     if not block:
         raise GridError("--grid: give at least one KEY=V1,V2,...")

@@ -7,6 +7,7 @@ import numpy as np
 
 from utils.run_identity import flags_key
 
+
 def final_recency_bias(record):
     return (record.get("recency_bias") or [None])[-1]
 
@@ -32,37 +33,24 @@ METRICS = (("class_il_final_avg", summary_metric("class_il", "final_avg")),
 METRIC = dict(METRICS)
 
 
-def read_results(paths):
-    """Every results line of the files (a torn last line, as a kill can leave, is skipped)."""
-    records = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-    return records
-
-
 def group_key(record, ignored=()):
     """The run's key (utils.run_identity.flags_key) without seed and the `ignored` flags."""
     key = {name: value for name, value in flags_key(record["args"]).items() if name != "seed" and name not in ignored}
     return tuple((name, json.dumps(value, sort_keys=True)) for name, value in key.items())
 
 
+def value_matches(value, wanted):
+    """A flag's value against KEY=VALUE text: numbers compare as numbers, anything else as text."""
+    try:
+        return math.isclose(float(value), float(wanted))
+    except (TypeError, ValueError):
+        return str(value) == wanted or json.dumps(value) == wanted
+
+
 def matches(record, where):
-    """--where KEY=VALUE filters: numbers compare as numbers, anything else as text."""
-    for condition in where:
-        name, _, wanted = condition.partition("=")
-        value = record["args"].get(name)
-        try:
-            if not math.isclose(float(value), float(wanted)):
-                return False
-        except (TypeError, ValueError):
-            if str(value) != wanted and json.dumps(value) != wanted:
-                return False
-    return True
+    """--where KEY=VALUE filters, all of which must hold."""
+    return all(value_matches(record["args"].get(name), wanted)
+               for name, _, wanted in (condition.partition("=") for condition in where))
 
 
 class Group:
@@ -128,7 +116,7 @@ def baseline_of(group, groups, baseline):
     leaves unset (e.g. mask_value, which `none` does not have); None if there is none."""
     wanted = dict(condition.partition("=")[::2] for condition in baseline)
     for candidate in groups:
-        if candidate is group or not all(str(candidate.flags.get(k)) == v for k, v in wanted.items()):
+        if candidate is group or not all(value_matches(candidate.flags.get(k), v) for k, v in wanted.items()):
             continue
         if all(candidate.flags.get(name) in (None, value) for name, value in group.flags.items() if name not in wanted):
             return candidate

@@ -5,7 +5,7 @@ import io
 
 from tabulate import tabulate
 
-from utils.study.groups import METRICS, baseline_of, welch
+from utils.study.groups import METRICS, baseline_of, value_matches, welch
 
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
           "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
@@ -14,6 +14,7 @@ SIGNIFICANT = 0.05
 LATEX_PM = "$\\pm$"
 
 
+IDENTITY = ("model", "dataset", "mask", "mask_value", "buffer_size")
 DIGITS = {"grad_old": ".4f"}  # gradient masses are small: the batch mean carries a 1/B
 
 
@@ -28,17 +29,20 @@ def cell(mean, std, latex=False, digits=".2f"):
 
 def varying_flags(groups):
     """Flags whose value differs between groups of the same model (so a model's own flags, such as
-    DER's alpha, are not listed just because other models lack them), model first."""
-    first = ("model", "dataset", "mask", "mask_value", "buffer_size")
+    DER's alpha, are not listed just because other models lack them)."""
     names = {name for g in groups for name in g.flags}
     by_model = {}
     for group in groups:
         by_model.setdefault(group.flags.get("model"), []).append(group)
-    varying = {n for n in names for members in by_model.values()
-               if len({repr(g.flags.get(n)) for g in members}) > 1}
-    if len(by_model) > 1:
-        varying.add("model")
-    return [n for n in first if n in varying] + sorted(n for n in varying if n not in first)
+    return {n for n in names for members in by_model.values() if len({repr(g.flags.get(n)) for g in members}) > 1}
+
+
+def shown_flags(groups):
+    """The columns that identify a row: model, dataset and mask always, m and buffer size wherever a run
+    has them, then every other flag that varies (a flag merged by --ignore is in no group)."""
+    present = {name for g in groups for name, value in g.flags.items() if value is not None}
+    always = [name for name in IDENTITY if name in present]
+    return always + sorted(varying_flags(groups) - set(always))
 
 
 def mask_label(flags):
@@ -48,7 +52,7 @@ def mask_label(flags):
 
 def group_rows(groups, baseline=(), latex=False):
     """(headers, rows) of the one-row-per-group table, with the baseline comparison when asked."""
-    flags = varying_flags(groups) or ["model"]
+    flags = shown_flags(groups)
     headers = flags + ["n"] + [LABELS[name] for name, _ in METRICS]
     if baseline:
         headers += [f"Δ Class-IL vs {' '.join(baseline)}", "p (Welch)"]
@@ -57,39 +61,53 @@ def group_rows(groups, baseline=(), latex=False):
         row = [group.flags.get(f) for f in flags] + [group.n]
         row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name, _ in METRICS]
         if baseline:
-            row += comparison(group, groups, baseline)
+            row += comparison_cells(*comparison(group, groups, baseline))
         rows.append(row)
     return headers, rows
 
 
 def comparison(group, groups, baseline):
+    """(difference of mean final Class-IL, Welch p) against the group's baseline; a difference of
+    "baseline" for a baseline group itself and "no baseline" where there is none."""
     reference = baseline_of(group, groups, baseline)
     if reference is None:
-        return ["baseline" if all(f"{k}={group.flags.get(k)}" in baseline for k in
-                                  (c.partition("=")[0] for c in baseline)) else "no baseline", ""]
-    difference, p = welch(group.values("class_il_final_avg"), reference.values("class_il_final_avg"))
+        own = all(value_matches(group.flags.get(k), v) for k, _, v in (c.partition("=") for c in baseline))
+        return ("baseline" if own else "no baseline"), None
+    return welch(group.values("class_il_final_avg"), reference.values("class_il_final_avg"))
+
+
+def comparison_cells(difference, p):
+    if isinstance(difference, str):
+        return [difference, ""]
     mark = "*" if p is not None and p < SIGNIFICANT else ""
     return [f"{difference:+.2f}{mark}", "n/a" if p is None else f"{p:.3g}"]
 
 
-def csv_table(groups):
-    """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std."""
+def csv_table(groups, baseline=()):
+    """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, and with
+    a baseline class_il_delta (a number, "baseline" or "no baseline") and p_welch."""
     flags = sorted({name for g in groups for name in g.flags})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std")])
+    extra = ["class_il_delta", "p_welch"] if baseline else []
+    writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std")] + extra)
     for group in groups:
         stats = [v for name, _ in METRICS for v in group.mean_std(name)]
+        stats += list(comparison(group, groups, baseline)) if baseline else []
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
 
 def pivot_rows(groups, latex=False):
-    """Rows model × mask (and any other varying flag), columns buffer size × Class-IL / Task-IL."""
-    others = [f for f in varying_flags(groups) if f not in ("model", "mask", "mask_value", "buffer_size")]
+    """Rows model × mask (with the dataset and any other varying flag), columns buffer size × Class-IL /
+    Task-IL (one pair of columns when buffer sizes are merged by --ignore buffer_size)."""
+    others = [f for f in shown_flags(groups) if f not in ("model", "mask", "mask_value", "buffer_size")]
     buffers = sorted({g.flags.get("buffer_size") for g in groups}, key=lambda b: (b is None, b))
     settings = (("class_il_final_avg", "Class-IL"), ("task_il_final_avg", "Task-IL"))
-    headers = ["model", "mask"] + others + [f"{label} (buffer {b})" for b in buffers for _, label in settings]
+
+    def title(label, buffer_size):
+        return label if buffer_size is None else f"{label} (buffer {buffer_size})"
+    headers = ["model", "mask"] + others + [title(label, b) for b in buffers for _, label in settings]
     table = {}
     for group in groups:
         row = (group.flags.get("model"), mask_label(group.flags)) + tuple(str(group.flags.get(f)) for f in others)
@@ -102,7 +120,20 @@ def pivot_rows(groups, latex=False):
     return headers, rows
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "Δ": r"$\Delta$", "±": LATEX_PM, "−": "-", "×": r"$\times$"}
+
+
+def latex_escape(value):
+    """Text as LaTeX typesets it, the ± that cell() wrote as $\\pm$ kept."""
+    return LATEX_PM.join("".join(LATEX_SPECIAL.get(c, c) for c in part) for part in str(value).split(LATEX_PM))
+
+
 def render(headers, rows, fmt):
+    """The table as text; cells are printed as written (no reformatting of numbers)."""
     if fmt == "latex":
-        return tabulate(rows, headers=headers, tablefmt="latex_raw")
-    return tabulate(rows, headers=headers, tablefmt="github")
+        headers = [latex_escape(h) for h in headers]
+        rows = [["" if v is None else latex_escape(v) for v in row] for row in rows]
+        return tabulate(rows, headers=headers, tablefmt="latex_raw", disable_numparse=True)
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -54,7 +54,11 @@ def run_one(argv, sweep_name, device=None):
 
 
 def init_worker(threads):
-    """Each worker gets its share of the CPU's cores, imported torch once."""
+    """Each worker gets its share of the CPU's cores, imported torch once, and leaves Ctrl-C to the
+    driver, which ends the workers itself."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(threads)

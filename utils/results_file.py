@@ -1,0 +1,137 @@
+"""The results file, one JSON record per line: each record is appended whole on a fresh line under a
+lock (a torn tail left by a crash is set aside first), and reading names every line that is not a
+record by file and line number, so nothing is dropped without a word."""
+import fcntl
+import json
+import os
+from typing import NamedTuple
+
+RESULTS_FILE = "results.jsonl"
+TORN_SUFFIX = ".torn"
+RECORD_FIELDS = ("args", "class_il", "task_il")  # what the report and the sweep read of a record
+CHUNK = 1 << 16
+
+
+class Line(NamedTuple):
+    path: str
+    number: int
+    record: dict
+
+
+class BadLine(NamedTuple):
+    path: str
+    number: int
+    why: str
+
+
+def append_line(path, record):
+    """Append the record to `path` as one whole line (a single write, flushed and fsynced), after
+    repairing a tail without a newline; returns the repair's one-line description, or None."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # one writer at a time, so a repair never races an append
+        note = repair_tail(f, path)
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+    return note
+
+
+def tail_start(f, size):
+    """Offset just after the last newline before `size` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - CHUNK)
+        f.seek(start)
+        newline = f.read(end - start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def repair_tail(f, path):
+    """A last line without its newline: a whole record gets its newline; anything else is a torn
+    record, moved to <path>.torn and cut from the file."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return None
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return None
+    start = tail_start(f, size)
+    f.seek(start)
+    fragment = f.read(size - start)
+    if parse_record(fragment) is not None:
+        f.write(b"\n")
+        return f"{path}: its last record had no newline; added one before appending"
+    with open(path + TORN_SUFFIX, "ab") as aside:
+        aside.write(fragment + b"\n")
+        aside.flush()
+        os.fsync(aside.fileno())
+    f.truncate(start)
+    return (f"{path} ended in a torn line ({len(fragment)} bytes, no newline, not a record): moved it to "
+            f"{path}{TORN_SUFFIX} before appending")
+
+
+def parse_record(text):
+    """The record a line holds, or None."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and all(field in record for field in RECORD_FIELDS) else None
+
+
+def read_lines(paths):
+    """([Line] of every record, [BadLine] of every other non-blank line) of the files, in order."""
+    lines, bad = [], []
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f.read()
+        rows = data.split(b"\n")
+        for number, text in enumerate(rows, 1):
+            if not text.strip():
+                continue
+            record = parse_record(text)
+            if record is not None:
+                lines.append(Line(path, number, record))
+            elif number == len(rows):
+                bad.append(BadLine(path, number, "torn last line (no newline)"))
+            else:
+                bad.append(BadLine(path, number, "not a results record"))
+    return lines, bad
+
+
+def keys_of(record):
+    """The run key hashes a record answers to: its own and, for a sweep's run, the one the driver
+    computed (they differ only where --device auto resolved differently on a worker)."""
+    return {record.get(field) for field in ("key_hash", "sweep_key_hash")} - {None}
+
+
+def find_key(path, key_hash):
+    """The first Line of `path` whose record has run key `key_hash`, or None (only lines that hold the
+    hash's text are parsed)."""
+    if not os.path.isfile(path):
+        return None
+    needle = f'"{key_hash}"'.encode()
+    with open(path, "rb") as f:
+        for number, text in enumerate(f, 1):
+            if needle in text:
+                record = parse_record(text)
+                if record is not None and key_hash in keys_of(record):
+                    return Line(path, number, record)
+    return None
+
+
+def describe_bad_lines(bad):
+    """'results.jsonl: 2 lines (3, 7)' per file, joined; '' when there are none."""
+    by_path = {}
+    for line in bad:
+        by_path.setdefault(line.path, []).append(line)
+    parts = []
+    for path, lines in by_path.items():
+        numbers = ", ".join(str(line.number) + (" torn" if line.why.startswith("torn") else "") for line in lines)
+        parts.append(f"{path}: {len(lines)} line{'s' if len(lines) > 1 else ''} ({numbers})")
+    return "; ".join(parts)
