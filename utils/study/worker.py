@@ -32,7 +32,7 @@ def key_of(argv):
 
 def run_one(argv, sweep_name, device=None):
     """{"record": results line} or {"error": last error line}; `device` pins a GPU (cuda:N)."""
-    import main
+    from utils.run import start_clean, train_to_record
     from utils.run_identity import key_hash, new_run_id, run_key, utc_now
     from utils.training import StopSignals
 
@@ -42,9 +42,9 @@ def run_one(argv, sweep_name, device=None):
         if error:
             return {"error": error, "command": command}
         args, model_cls, dataset_cls = parsed
-        main.start_clean(args)
+        start_clean(args)
         identity = {"run_id": new_run_id(), "started_at": utc_now()}
-        record = main.train_to_record(args, model_cls, dataset_cls, StopSignals(), identity, log=lambda *_: None)
+        record = train_to_record(args, model_cls, dataset_cls, StopSignals(), identity, log=lambda *_: None)
     except Exception as error:  # a failing run is reported, the sweep goes on
         last = traceback.format_exception_only(type(error), error)[-1].strip()
         return {"error": last, "command": command}

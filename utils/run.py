@@ -1,0 +1,85 @@
+"""One run, from a clean start to its results line on disk: the state every run starts from, the
+resume state of a checkpoint, training to the record, and writing the record. main.py and a sweep's
+worker call these; neither holds a run's logic of its own."""
+import os
+import time
+
+
+def set_determinism(enabled):
+    """Deterministic kernels everywhere and no cuDNN autotuning when enabled (costs speed on GPU);
+    set both ways, so a worker that ran a deterministic run does not carry it into the next."""
+    import torch
+
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+
+
+def start_clean(args):
+    """The state every run starts from, in a fresh process or a reused sweep worker."""
+    import torch
+
+    from utils.training import set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_determinism(args.deterministic)
+    set_seed(args.seed)
+
+
+def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state=None, log=print):
+    """Load the data, train (or continue) and return the run's results line; raises DataError,
+    NumericsError or Interrupted."""
+    from utils.environment import environment
+    from utils.results import build_record
+    from utils.run_identity import key_hash, run_key
+    from utils.training import Interrupted, StopSignals, Trainer
+
+    start = time.perf_counter()
+    dataset = dataset_cls(args)
+    dataset.prepare(args.device)
+    if signals.received is not None:
+        raise Interrupted(StopSignals.STATUS[signals.received], None)
+    model = model_cls(dataset.get_backbone(), args, dataset, args.device)
+    outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
+    return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
+                        key_hash(run_key(args)))
+
+
+def load_resume_state(args, n_tasks):
+    """(checkpoint state or None, the line to print, whether the run's result is already written)."""
+    from utils.checkpoint import check_same_run, describe_position, load_latest, read_complete
+    from utils.results import json_safe
+
+    state, path = load_latest(args.checkpoint_dir)
+    if state is None:
+        return None, f"no checkpoint in {args.checkpoint_dir} yet: starting from the beginning", False
+    check_same_run(state["args"], json_safe(vars(args)))
+    done = read_complete(args.checkpoint_dir)
+    if state["progress"]["task"] >= n_tasks and done is not None:
+        return state, (f"the run is complete: its result is in {done['results_file']} (run_id {done['run_id']}); "
+                       f"nothing to do, nothing appended"), True
+    return state, f"resuming from {path} {describe_position(state['progress'], n_tasks, args.n_epochs)}", False
+
+
+def recorded_line(args):
+    """The Line of the results file that already holds this run's key, or None."""
+    from utils.results_file import RESULTS_FILE, find_key
+    from utils.run_identity import key_hash, run_key
+
+    return find_key(os.path.join(args.results_path, RESULTS_FILE), key_hash(run_key(args)))
+
+
+def write_record(args, record, identity):
+    """Append the record (or keep it in the checkpoint folder if the disk refuses) and mark the run's
+    checkpoint complete; returns save_record's (path written, error, tail repair note)."""
+    from utils.checkpoint import mark_complete
+    from utils.results import save_record
+    from utils.run_identity import default_checkpoint_dir
+
+    written, error, repair = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))
+    if args.checkpoint_dir:
+        mark_complete(args.checkpoint_dir, written, identity["run_id"])
+    return written, error, repair
