@@ -4,10 +4,3 @@ from utils.registry import Registry
 MODELS = Registry("model", "models")
 register_model = MODELS.register
 
-
-def get_model_names():
-    return MODELS.names()
-
-
-def get_model_class(name):
-    return MODELS.get(name)

@@ -7,7 +7,8 @@ from backbone.heads import with_head
 from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
 from utils.diagnostics import Diagnostics
-from utils.masking import ace_keep, build_mask, label_kept, masked_cross_entropy, masked_logits, task_keep
+from utils.masking import ace_keep, label_kept, masked_cross_entropy, masked_logits, task_keep
+from utils.masks.base import build_mask
 
 
 class NonFiniteLoss(Exception):

@@ -20,9 +20,8 @@ from torch import nn
 
 from models import register_model
 from models.base import ContinualModel
+from models.xder_losses import similarity_preserving_loss, supcon_loss
 from utils.args import non_negative_float, positive_float, positive_int
-from utils.spkd import similarity_preserving_loss
-from utils.supcon import supcon_loss
 
 
 def update_future_logits(old, new, labels, start, end, gamma, bounded=False):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets import get_dataset_class
+from datasets import DATASETS
 from datasets.base import DataError, DataWarning
 from tests.helpers import all_finite, run_main
 from utils.training import task_scheduler
@@ -29,7 +29,7 @@ def write_cifar100(root, n_train=200, n_test=100):
 
 def test_cifar100_reads_fine_labels_and_trains(tmp_path):
     write_cifar100(tmp_path / "data")
-    dataset = get_dataset_class("seq-cifar100")(SimpleNamespace(data_path=str(tmp_path / "data"), nf=8))
+    dataset = DATASETS.get("seq-cifar100")(SimpleNamespace(data_path=str(tmp_path / "data"), nf=8))
     with pytest.warns(DataWarning):
         splits = dataset.load_splits()
     assert splits.train_images.shape == (200, 3, 32, 32) and splits.train_labels[:3].tolist() == [0, 1, 2]
@@ -65,7 +65,7 @@ def write_tinyimg(root, per_class=4, size=64):
 
 
 def tinyimg(path):
-    return get_dataset_class("seq-tinyimg")(SimpleNamespace(data_path=str(path), nf=8))
+    return DATASETS.get("seq-tinyimg")(SimpleNamespace(data_path=str(path), nf=8))
 
 
 def test_tinyimg_parses_the_official_layout_and_caches(tmp_path):

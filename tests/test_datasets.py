@@ -11,7 +11,7 @@ import torch
 
 import datasets.downloads
 import main
-from datasets import get_dataset_class, get_dataset_names
+from datasets import DATASETS
 from datasets.base import DataError, DataWarning
 from tests.conftest import ROOT
 from tests.helpers import Exploit, all_finite, run_main
@@ -37,11 +37,11 @@ def write_cifar10(root, per_file=20):
 
 
 def cifar10(path):
-    return get_dataset_class("seq-cifar10")(SimpleNamespace(data_path=str(path), nf=20))
+    return DATASETS.get("seq-cifar10")(SimpleNamespace(data_path=str(path), nf=20))
 
 
 def test_registered_datasets():
-    assert {"seq-digits", "seq-mnist", "seq-cifar10"} <= set(get_dataset_names())
+    assert {"seq-digits", "seq-mnist", "seq-cifar10"} <= set(DATASETS.names())
 
 
 def test_cifar10_reads_official_pickles_channel_major(tmp_path):

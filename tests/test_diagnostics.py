@@ -10,7 +10,8 @@ import main
 from tests.helpers import interrupt_then_resume, run_main
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.diagnostics import Diagnostics
-from utils.masking import build_mask, label_kept, masked_logits, task_keep
+from utils.masking import label_kept, masked_logits, task_keep
+from utils.masks.base import build_mask
 
 # 3 tasks × 2 classes; the current task is task 1 (classes 2, 3)
 LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)

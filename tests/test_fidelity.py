@@ -10,7 +10,7 @@ import main
 import models.xder
 from backbone.heads import CosineClassifier, with_head
 from backbone.mlp import MLP
-from utils.spkd import similarity_preserving_loss
+from models.xder_losses import similarity_preserving_loss
 
 
 def test_cosine_head_is_ten_times_the_cosine_similarity():

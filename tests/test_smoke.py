@@ -1,9 +1,9 @@
 """Every model × every mask trains one epoch on seq-digits and writes a finite result."""
 import pytest
 
-from models import get_model_names
+from models import MODELS
 from tests.helpers import all_finite, run_main
-from utils.masking import get_mask_names
+from utils.masks import MASKS
 
 RESULT_KEYS = {"model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed", "args",
                "class_il", "task_il", "time_s", "train_time_s", "skipped_steps", "git", "run_id", "started_at",
@@ -12,8 +12,8 @@ RESULT_KEYS = {"model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_
 REPLAY = {"er", "der", "derpp", "er_ace", "xder"}
 
 
-@pytest.mark.parametrize("mask", get_mask_names())
-@pytest.mark.parametrize("model", get_model_names())
+@pytest.mark.parametrize("mask", MASKS.names())
+@pytest.mark.parametrize("model", MODELS.names())
 def test_model_mask_grid(tmp_path, model, mask):
     buffer = ["--buffer_size", "20"] if model in REPLAY else []
     record = run_main(tmp_path, "--model", model, "--mask", mask, *buffer, "--n_epochs", "1")

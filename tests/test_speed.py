@@ -9,7 +9,9 @@ from backbone.precision import PrecisionWrapper
 from backbone.resnet18 import ResNet18
 from tests.conftest import ROOT
 from tests.helpers import all_finite, run_main
-from utils.masking import build_mask, get_mask_names, masked_cross_entropy, task_keep
+from utils.masking import masked_cross_entropy, task_keep
+from utils.masks import MASKS
+from utils.masks.base import build_mask
 
 
 @pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])
@@ -32,7 +34,7 @@ def test_wrapper_returns_fp32_logits_in_channels_last():
     assert set(net.state_dict()) == {f"net.{key}" for key in net.net.state_dict()}
 
 
-@pytest.mark.parametrize("name", get_mask_names())
+@pytest.mark.parametrize("name", MASKS.names())
 def test_masks_are_exact_under_autocast(name):
     torch.manual_seed(0)
     logits = torch.randn(6, 10).to(torch.bfloat16).float()

@@ -7,7 +7,7 @@ import torch
 
 from models.er_ace import ErAce
 from models.xder import XDer, first_occurrences, hinge, update_future_logits
-from utils.supcon import supcon_loss
+from models.xder_losses import supcon_loss
 
 
 def test_update_future_logits_scales_only_rows_whose_new_max_beats_the_target():

@@ -167,7 +167,7 @@ def resolve_buffer(parser, args, model_cls):
 
 
 def resolve_mask_value(parser, args):
-    from utils.masking import resolve_mask_value as resolve
+    from utils.masks.base import resolve_mask_value as resolve
 
     try:
         args.mask_value = resolve(args.mask, args.mask_value)

@@ -1,66 +1,11 @@
 """Softmax masks (Kim et al., arXiv 2309.14808) and the masked cross-entropy.
 
 A mask rewrites the logits z [B, C] of a cross-entropy given keep [B, C] (True = the row's
-softmax keeps that class). Each mask is one file in utils/masks/, registered by name.
+softmax keeps that class). Each mask is one file in utils/masks/, registered by name there; this
+module holds what every mask is used with: the masked cross-entropy and the scopes.
 """
 import torch
 import torch.nn.functional as F
-
-from utils.args import DEFAULT_MASK_VALUE, check_mask_value
-from utils.masks import MASKS
-
-register_mask = MASKS.register
-
-
-def get_mask_names():
-    return MASKS.names()
-
-
-def masks_using_value():
-    return [name for name in MASKS.names() if MASKS.get(name).USES_VALUE]
-
-
-def resolve_mask_value(name, value):
-    """m for mask `name`: the default where it uses one and none was given, None where it does not
-    use one; a value given to a mask that ignores it, or not finite and not -inf, is a ValueError."""
-    if not MASKS.get(name).USES_VALUE:
-        if value is not None:
-            raise ValueError(f"argument --mask_value: {value!r} is not allowed with mask {name}, which has no "
-                             f"mask value (masks that use one: {', '.join(masks_using_value())})")
-        return None
-    return DEFAULT_MASK_VALUE if value is None else check_mask_value(value)
-
-
-class Mask:
-    """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place).
-
-    USES_VALUE: the mask reads m (`--mask_value`); others refuse one."""
-    USES_VALUE = False
-
-    def __init__(self, value=None):
-        self.value = resolve_mask_value(self.NAME, value)
-
-    @staticmethod
-    def add_args(parser):
-        """Flags of this mask (none by default)."""
-
-    def update_class_counts(self, counts):
-        """Called at each task start with n_j, the class counts of the training distribution."""
-
-    def state_dict(self):
-        """What a checkpoint must keep of this mask (nothing by default)."""
-        return {}
-
-    def load_state_dict(self, state):
-        """Restore what state_dict() returned."""
-
-    def __call__(self, logits, keep):
-        raise NotImplementedError
-
-
-def build_mask(name, value=None, **options):
-    """The mask registered as `name`, a callable mask(logits, keep) -> logits."""
-    return MASKS.get(name)(value=value, **options)
 
 
 def masked_cross_entropy(logits, labels, keep, mask):

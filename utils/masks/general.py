@@ -1,4 +1,5 @@
-from utils.masking import Mask, register_mask
+from utils.masks import register_mask
+from utils.masks.base import Mask
 
 
 @register_mask("general")

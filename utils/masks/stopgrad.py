@@ -1,6 +1,7 @@
 import torch
 
-from utils.masking import Mask, register_mask
+from utils.masks import register_mask
+from utils.masks.base import Mask
 
 
 @register_mask("stopgrad")
