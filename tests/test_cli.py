@@ -177,12 +177,10 @@ def test_readme_flags_table_lists_every_flag_help_shows():
     for model in MODELS.names():
         for dataset in DATASETS.names():
             parser, _ = build_parser(["--model", model, "--dataset", dataset])
-            shown |= {option for action in parser._actions for option in action.option_strings
-                      if option.startswith("--") and option != "--help"}
+            shown |= {option for option in parser.options() if option.startswith("--") and option != "--help"}
     for mask in MASKS.names():
         parser, _ = build_parser(["--model", "sgd", "--mask", mask])
-        shown |= {option for action in parser._actions for option in action.option_strings
-                  if option.startswith("--") and option != "--help"}
+        shown |= {option for option in parser.options() if option.startswith("--") and option != "--help"}
     missing = sorted(flag for flag in shown if f"`{flag}`" not in table and f"`{flag} " not in table)
     assert not missing, f"README flags table lacks {missing}"
 
@@ -195,10 +193,20 @@ def test_readme_flags_table_defaults_are_the_parsers():
         readme = f.read()
     table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
     parser, _ = build_parser(["--model", "der"])
-    defaults = {option: action.default for action in parser._actions for option in action.option_strings}
+    defaults = {option: action.default for option, action in parser.options().items()}
     checked = 0
     for flag, default in re.findall(r"^\| `(--\w+)` \| (`[^`|]+`|-?[\d.]+) \|", table, re.M):
         if flag in defaults:
             assert str(defaults[flag]) == default.strip("`"), (flag, default, defaults[flag])
             checked += 1
     assert checked >= 8
+
+
+def test_the_parser_as_a_library_raises_a_typed_error(capsys):
+    from utils.args import FlagError
+    from utils.cli import parse_args
+    with pytest.raises(FlagError, match="argument --alpha: not a flag of model er"):
+        parse_args(["--model", "er", "--alpha", "0.3", "--buffer_size", "20"], raise_errors=True)
+    with pytest.raises(FlagError, match="--mask_value"):
+        parse_args(["--model", "der", "--mask", "none", "--mask_value", "-3", "--buffer_size", "20"], raise_errors=True)
+    assert capsys.readouterr().err == ""

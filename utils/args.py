@@ -6,20 +6,33 @@ import os
 import re
 
 
+class FlagError(ValueError):
+    """Flags that cannot run, raised instead of exiting by a parser made with raise_errors=True (a sweep
+    parsing its runs); the message is the line a user sees after "main.py: error: "."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with errors as one line on stderr and exit status 2 (no usage block).
+    """argparse with errors as one line on stderr and exit status 2 (no usage block), or raised as a
+    FlagError with raise_errors=True.
 
     Values such as -inf, -Infinity and -1e3 are read as negative numbers, not as unknown options;
     a value outside a flag's choices gets the closest allowed one as "did you mean".
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, raise_errors=False, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
+        self.raise_errors = raise_errors
         self._negative_number_matcher = re.compile(
             r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity)$", re.I)
 
     def error(self, message):
+        if self.raise_errors:
+            raise FlagError(message)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def options(self):
+        """{option string: action} of every flag (argparse offers no public listing)."""
+        return {option: action for action in self._actions for option in action.option_strings}
 
     def _check_value(self, action, value):
         if action.choices is not None and value not in action.choices:

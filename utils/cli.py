@@ -38,9 +38,10 @@ def group_description(registry, name, cls):
     return textwrap.fill(text, WIDTH)
 
 
-def build_parser(argv):
-    """The full parser and the classes (model, dataset, mask) named in argv (None where unknown)."""
-    preparser = ArgumentParser(add_help=False)
+def build_parser(argv, raise_errors=False):
+    """The full parser and the classes (model, dataset, mask) named in argv (None where unknown);
+    with raise_errors, every refusal is a FlagError instead of an exit."""
+    preparser = ArgumentParser(add_help=False, raise_errors=raise_errors)
     for _, flag in registries():
         preparser.add_argument(flag)
     preparser.add_argument("-h", "--help", action="store_true")
@@ -48,6 +49,7 @@ def build_parser(argv):
     if named.dataset is None and not named.help:
         named.dataset = DEFAULT_DATASET  # a bare --help imports nothing heavy
     parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
+                            raise_errors=raise_errors,
                             epilog=catalogue(), formatter_class=HelpFormatter)
     names = [registry.names() for registry, _ in registries()]
     add_experiment_args(parser, *names, DEFAULT_DATASET)
@@ -69,7 +71,7 @@ def flag_owners(flag):
         for name in registry.names():
             scratch = ArgumentParser(add_help=False)
             registry.get(name).add_args(scratch)
-            if any(flag in action.option_strings for action in scratch._actions):
+            if flag in scratch.options():
                 names.append(name)
         if names:
             owners.append(f"{registry.kind}{'s' if len(names) > 1 else ''} {', '.join(names)}")
@@ -84,13 +86,14 @@ def unknown_flag_message(extras, parser, args):
     if owners:
         return (f"argument {flag}: not a flag of model {args.model}, dataset {args.dataset} or mask "
                 f"{args.mask or 'default'}; it belongs to {owners}")
-    known = [option for action in parser._actions for option in action.option_strings]
+    known = list(parser.options())
     return f"argument {flag}: no such flag{did_you_mean(flag, known) or '; see --help'}"
 
 
-def parse_args(argv):
-    """Validated args with every default resolved, and the model and dataset classes."""
-    parser, (model_cls, dataset_cls, _) = build_parser(argv)
+def parse_args(argv, raise_errors=False):
+    """Validated args with every default resolved, and the model and dataset classes; a refusal exits
+    with one line and status 2, or with raise_errors is a FlagError."""
+    parser, (model_cls, dataset_cls, _) = build_parser(argv, raise_errors)
     args, extras = parser.parse_known_args(argv)
     if extras:
         parser.error(unknown_flag_message(extras, parser, args))

@@ -26,12 +26,8 @@ def published_entry(dataset, model, buffer_size, path=CONFIG_FILE):
 
 def explicit_flags(parser, argv):
     """Destinations of the options written on the command line (they win over a config)."""
-    given = set()
-    for action in parser._actions:
-        for option in action.option_strings:
-            if any(token == option or token.startswith(option + "=") for token in argv):
-                given.add(action.dest)
-    return given
+    return {action.dest for option, action in parser.options().items()
+            if any(token == option or token.startswith(option + "=") for token in argv)}
 
 
 def apply_config(parser, args, argv):

@@ -41,7 +41,7 @@ def build_parser():
 
 
 def sweep_options(parser):
-    return {option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")}
+    return {option[2:] for option in parser.options() if option.startswith("--")}
 
 
 def grid_runs(options, common, parser):
@@ -69,7 +69,7 @@ def check_switches(labelled_blocks):
     from utils.cli import build_parser as main_parser
 
     parser, _ = main_parser([])
-    takes_value = {option[2:] for action in parser._actions if action.nargs != 0 for option in action.option_strings}
+    takes_value = {option[2:] for option, action in parser.options().items() if action.nargs != 0}
     for label, block in labelled_blocks:
         for name, value in block.items():
             if name in takes_value and any(v is True for v in (value if isinstance(value, list) else [value])):

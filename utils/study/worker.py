@@ -1,22 +1,18 @@
 """One run of a sweep inside a reused worker process: parsed with main.py's parser, started from a
 clean state, trained exactly as `python main.py` would, and returned (never written) to the driver."""
-import contextlib
-import io
 import shlex
 import traceback
 
 
 def parse_run(argv):
-    """(args, model class, dataset class) or the one-line error main.py would print."""
+    """((args, model class, dataset class), None) or (None, the one-line error main.py would print)."""
+    from utils.args import FlagError
     from utils.cli import parse_args
 
-    stderr = io.StringIO()
     try:
-        with contextlib.redirect_stderr(stderr):
-            return parse_args(argv), None
-    except SystemExit:
-        lines = stderr.getvalue().strip().splitlines()
-        return None, (lines[-1] if lines else "invalid flags").removeprefix("main.py: error: ")
+        return parse_args(argv, raise_errors=True), None
+    except FlagError as error:
+        return None, str(error)
 
 
 def key_of(argv):
