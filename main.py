@@ -7,7 +7,10 @@ import shlex
 import sys
 import warnings
 
+from tabulate import tabulate
+
 from utils.cli import PROG, parse_args
+from utils.metrics import SUMMARY_METRICS
 
 
 def one_line_warnings(message, category, filename, lineno, line=None):
@@ -23,7 +26,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args, model_cls, dataset_cls = parse_args(argv)
     warnings.formatwarning = one_line_warnings
-    from utils.training import StopSignals
+    from utils.signals import StopSignals
 
     with StopSignals() as signals:
         return run(args, argv, model_cls, dataset_cls, signals)
@@ -32,10 +35,10 @@ def main(argv=None):
 def run(args, argv, model_cls, dataset_cls, signals):
     from datasets.base import DataError
     from utils.checkpoint import CheckpointError
-    from utils.results import format_table
     from utils.run import load_resume_state, recorded_line, start_clean, train_to_record, write_record
     from utils.run_identity import new_run_id, utc_now
-    from utils.training import Interrupted, NumericsError
+    from utils.signals import Interrupted
+    from utils.training import NumericsError
 
     start_clean(args)
     identity = {"run_id": new_run_id(), "started_at": utc_now()}
@@ -75,6 +78,18 @@ def run(args, argv, model_cls, dataset_cls, signals):
                     f"result was saved to {written}: add it with `cat {written} >> <results folder>/results.jsonl`", 1)
     print(f"results line appended to {written} (key_hash {record['key_hash']}, run_id {record['run_id']})")
     return 0
+
+
+def format_table(record):
+    """Class-IL and Task-IL figures of one run, side by side."""
+    def cell(value):
+        return "n/a" if value is None else f"{value:.2f}"
+    rows = [[name] + [cell(record[setting][name]) for setting in ("class_il", "task_il")] for name in SUMMARY_METRICS]
+    rows.append(["recency_bias", cell(record["recency_bias"][-1]), "—"])
+    table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
+    if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):
+        table += "\nfwt: n/a, needs --eval_future (evaluation of future tasks and of the untrained network)"
+    return table
 
 
 def report_interruption(stop, args, argv):

@@ -4,8 +4,6 @@ import math
 import torch
 from torch import nn
 
-HEADS = ("linear", "cosine")
-
 
 class CosineClassifier(nn.Module):
     """scale · cos(feature, w_c) for every class c: no bias, outputs in [-scale, scale].
@@ -27,7 +25,7 @@ class CosineClassifier(nn.Module):
 
 
 def with_head(backbone, kind):
-    """`backbone` with its `classifier` replaced by a `kind` head of the same shape."""
+    """`backbone` with its `classifier` replaced by a `kind` head (one of backbone.HEADS) of the same shape."""
     if kind == "cosine":
         linear = backbone.classifier
         backbone.classifier = CosineClassifier(linear.in_features, linear.out_features)

@@ -10,6 +10,5 @@ class MLP(nn.Module):
                                       nn.Linear(hidden, hidden), nn.ReLU())
         self.classifier = nn.Linear(hidden, n_classes)
 
-    def forward(self, x, returnt="logits"):
-        features = self.features(x)
-        return features if returnt == "features" else self.classifier(features)
+    def forward(self, x):
+        return self.classifier(self.features(x))

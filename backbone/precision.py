@@ -17,8 +17,8 @@ class PrecisionWrapper(nn.Module):
         self.dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.channels_last = channels_last
 
-    def forward(self, x, returnt="logits"):
+    def forward(self, x):
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
-            return self.run(x, returnt).float()
+            return self.run(x).float()

@@ -2,7 +2,7 @@
 import torch.nn.functional as F
 from torch import nn
 
-from utils.args import positive_int
+from utils.validators import positive_int
 
 
 def add_width_arg(parser):
@@ -43,6 +43,5 @@ class ResNet18(nn.Module):
     def features(self, x):
         return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
 
-    def forward(self, x, returnt="logits"):
-        features = self.features(x)
-        return features if returnt == "features" else self.classifier(features)
+    def forward(self, x):
+        return self.classifier(self.features(x))

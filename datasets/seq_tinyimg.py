@@ -11,6 +11,7 @@ from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
 from datasets.base import ContinualDataset, DataError, Splits, warn_data
 from datasets.downloads import download_or_fail
+from utils.atomic import write_atomically
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 ZIP_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -77,12 +78,6 @@ def decode_all(files):
     return torch.cat([decode_chunk(files[i:i + DECODE_CHUNK]) for i in range(0, len(files), DECODE_CHUNK)]).numpy()
 
 
-def save_atomically(path, array):
-    temp = f"{path}.tmp-{os.getpid()}.npy"
-    np.save(temp, array)
-    os.replace(temp, path)
-
-
 def cached_splits(folder):
     """Decode once, then read the .npy cache written next to the folder's files; in a read-only
     folder, decode at every load and say which cache file could not be written."""
@@ -94,7 +89,7 @@ def cached_splits(folder):
                   decode_all(val_files), np.asarray(val_labels, dtype=np.int64))
         for path, array in zip(paths, arrays):
             try:
-                save_atomically(path, array)
+                write_atomically(path, lambda f, array=array: np.save(f, array))
             except OSError as error:
                 warn_data(f"cannot write the cache file {path} ({error.strerror or error}); "
                           f"the JPEG files will be decoded again at every load")

@@ -12,11 +12,10 @@ from utils.masks.base import build_mask
 
 
 class NonFiniteLoss(Exception):
-    """A step whose loss or stream logits are not finite; `terms` holds each loss term's value."""
+    """A step whose loss or stream logits are not finite; the message gives each loss term's value."""
 
     def __init__(self, terms):
         super().__init__(", ".join(f"{name}={value:.6g}" for name, value in terms.items()))
-        self.terms = terms
 
 
 class ContinualModel(nn.Module):
@@ -110,7 +109,7 @@ class ContinualModel(nn.Module):
 
     def remember(self, images, labels, logits=None):
         """Reservoir-insert the non-augmented stream batch."""
-        self.buffer.add(images, labels, torch.full_like(labels, self.task), logits)
+        self.buffer.add(images, labels, logits)
 
     def step(self, **terms):
         """One SGD step on the sum of the named loss terms; returns the detached total.

@@ -21,7 +21,7 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from models.xder_losses import similarity_preserving_loss, supcon_loss
-from utils.args import non_negative_float, positive_float, positive_int
+from utils.validators import non_negative_float, positive_float, positive_int
 
 
 def update_future_logits(old, new, labels, start, end, gamma, bounded=False):
@@ -176,7 +176,6 @@ class XDer(ContinualModel):
         updated = self.rescaled(logits[chosen], outputs[chosen], labels[chosen],
                                 self.task * self.classes_per_task, self.n_classes)
         self.buffer.logits[indices[chosen]] = updated
-        self.buffer.task_ids[indices[chosen]] = self.task
 
     def rescaled(self, old, new, labels, start, end):
         """update_future_logits with this run's --gamma and --bounded_rescale."""
@@ -214,13 +213,13 @@ class XDer(ContinualModel):
         stored task by task: forwarding the past entries alone would give other statistics)."""
         with frozen_bn_stats(self.net):
             if task > 0:
-                self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size],
-                                                           self.buffer.capacity // ((task + 1) * self.classes_per_task)))
+                per_class = self.buffer.capacity // ((task + 1) * self.classes_per_task)
+                self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size], per_class))
             chosen = self.new_entries(labels)
             logits = self.chunked_forward(images[chosen])
             if task > 0:
                 logits = self.rescaled(logits, logits, labels[chosen], 0, task * self.classes_per_task)
-            self.buffer.append(images[chosen], labels[chosen], torch.full_like(labels[chosen], task), logits)
+            self.buffer.append(images[chosen], labels[chosen], logits)
             past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
             if len(past):
                 order = torch.randperm(self.buffer.size, device=self.device)
@@ -229,7 +228,6 @@ class XDer(ContinualModel):
                 self.buffer.logits[past] = self.rescaled(self.buffer.logits[past], outputs[past],
                                                          self.buffer.labels[past], task * self.classes_per_task,
                                                          self.n_classes)
-                self.buffer.task_ids[past] = task
         self.update_counter.zero_()
 
     def balanced_subset(self, labels, per_class):

@@ -9,7 +9,7 @@ def fill(capacity, stream, batch):
     buffer = Buffer(capacity, "cpu")
     items = torch.arange(stream)
     for chunk in items.split(batch):
-        buffer.add(chunk[:, None, None, None].to(torch.uint8), chunk, torch.zeros_like(chunk))
+        buffer.add(chunk[:, None, None, None].to(torch.uint8), chunk)
     return buffer
 
 
@@ -44,27 +44,27 @@ def test_batch_larger_than_capacity_keeps_the_last_writer():
 def test_storage_dtypes_and_named_samples():
     buffer = Buffer(8, "cpu")
     images = torch.randint(0, 255, (5, 3, 4, 4), dtype=torch.uint8)
-    buffer.add(images, torch.arange(5), torch.full((5,), 2), logits=torch.randn(5, 10, dtype=torch.bfloat16))
+    buffer.add(images, torch.arange(5), logits=torch.randn(5, 10, dtype=torch.bfloat16))
     assert buffer.images.dtype == torch.uint8 and buffer.logits.dtype == torch.float32
     sample = buffer.sample(3)
     assert isinstance(sample, BufferSample)
     assert sample.images.shape == (3, 3, 4, 4) and len(set(sample.indices.tolist())) == 3
     assert torch.equal(sample.images, images[sample.labels])
-    assert torch.all(sample.task_ids == 2)
     assert len(buffer.sample(100).labels) == 5
-    assert buffer.nbytes() == 8 * (48 + 8 + 8 + 40)
+    assert buffer.entry_bytes() == {"images": 48, "labels": 8, "logits": 40}
+    assert buffer.nbytes() == 8 * (48 + 8 + 40)
 
 
 def test_rows_with_non_finite_logits_are_never_stored():
     buffer = Buffer(4, "cpu")
     logits = torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [float("inf"), 0.0], [2.0, 3.0]])
-    buffer.add(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), torch.zeros(4, dtype=torch.long), logits)
+    buffer.add(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), logits)
     assert buffer.size == 2 and buffer.n_seen == 2
     assert buffer.labels[:2].tolist() == [0, 3] and torch.isfinite(buffer.logits[:2]).all()
 
 
 def test_append_fills_the_next_free_slots():
     buffer = Buffer(5, "cpu")
-    buffer.append(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([3, 4]), torch.zeros(2, dtype=torch.long))
-    buffer.append(torch.ones(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([7, 8]), torch.ones(2, dtype=torch.long))
+    buffer.append(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([3, 4]))
+    buffer.append(torch.ones(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([7, 8]))
     assert buffer.size == buffer.n_seen == 4 and buffer.labels[:4].tolist() == [3, 4, 7, 8]

@@ -98,7 +98,8 @@ def test_every_float_spelling_of_minus_infinity_is_a_mask_value(spelling):
 
 
 REFUSED_AS_SILENT = [
-    (["--model", "sgd", "--mask", "none", "--mask_value", "5"], ("--mask_value", "5.0", "mask none", "general, stopgrad")),
+    (["--model", "sgd", "--mask", "none", "--mask_value", "5"],
+     ("--mask_value", "5.0", "mask none", "general, stopgrad")),
     (["--model", "er_ace", "--buffer_size", "5", "--mask_value", "-1"], ("--mask_value", "mask ninf")),
     (["--model", "sgd", "--mask", "balanced", "--mask_value", "0"], ("--mask_value", "mask balanced")),
     (["--model", "sgd", "--buffer_size", "20"], ("--buffer_size", "20", "model sgd has no buffer", "der")),
@@ -188,6 +189,7 @@ def test_readme_flags_table_lists_every_flag_help_shows():
 def test_readme_flags_table_defaults_are_the_parsers():
     """A number or `literal` in the README's default column is the default --help shows."""
     import re
+
     from utils.cli import build_parser
     with open(f"{ROOT}/README.md", encoding="utf-8") as f:
         readme = f.read()
@@ -203,8 +205,8 @@ def test_readme_flags_table_defaults_are_the_parsers():
 
 
 def test_the_parser_as_a_library_raises_a_typed_error(capsys):
-    from utils.args import FlagError
     from utils.cli import parse_args
+    from utils.parser import FlagError
     with pytest.raises(FlagError, match="argument --alpha: not a flag of model er"):
         parse_args(["--model", "er", "--alpha", "0.3", "--buffer_size", "20"], raise_errors=True)
     with pytest.raises(FlagError, match="--mask_value"):

@@ -39,7 +39,8 @@ def test_xder_cifar100_500_is_mammoths_reproducibility_config():
     """Mammoth 4688c67: models/config/xder.yaml and datasets/configs/seq-cifar100/xder.yaml."""
     best = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "500", "--config", "best")
     assert (best.alpha, best.beta, best.lr, best.dp_weight, best.simclr_num_aug) == (0.3, 0.8, 0.03, 3000, 4)
-    assert (best.eta, best.m, best.past_constraint, best.future_constraint, best.align_bn) == (0.1, 0.3, False, True, True)
+    constraints = (best.eta, best.m, best.past_constraint, best.future_constraint, best.align_bn)
+    assert constraints == (0.1, 0.3, False, True, True)
     assert (best.batch_size, best.minibatch_size, best.n_epochs, best.lr_milestones, best.lr_gamma) == \
         (32, 32, 50, [35, 45], 0.2)
     assert "4688c67" in best.config_source

@@ -86,7 +86,8 @@ def test_results_line_holds_the_series(tmp_path, capsys):
     record = run_main(tmp_path, "--model", "der", "--buffer_size", "20")
     assert len(record["recency_bias"]) == 5 and record["recency_bias"][0] is None
     assert all(0 <= v <= 100 for v in record["recency_bias"][1:])
-    assert len(record["task_confusion"]) == 5 and all(sum(row) == pytest.approx(100) for row in record["task_confusion"])
+    confusion = record["task_confusion"]
+    assert len(confusion) == 5 and all(sum(row) == pytest.approx(100) for row in confusion)
     assert record["new_accuracy"][-1] == record["class_il"]["matrix"][-1][-1]
     assert len(record["diagnostics"]) == 5 and record["diagnostics"][0]["grad/old"] == 0.0
     assert record["diagnostics"][1]["grad/old"] > 0 and record["diagnostics"][1]["grad/current"] > 0  # none pushes old

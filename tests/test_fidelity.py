@@ -17,7 +17,8 @@ def test_cosine_head_is_ten_times_the_cosine_similarity():
     torch.manual_seed(0)
     head = CosineClassifier(5, 3)
     features = torch.randn(4, 5)
-    expected = torch.tensor([[10 * float(f @ w) / (f.norm() * w.norm()) for w in head.weight.detach()] for f in features])
+    weights = head.weight.detach()
+    expected = torch.tensor([[10 * float(f @ w) / (f.norm() * w.norm()) for w in weights] for f in features])
     torch.testing.assert_close(head(features), expected, rtol=1e-4, atol=1e-4)
     assert [name for name, _ in head.named_parameters()] == ["weight"]  # no bias
 
@@ -94,7 +95,7 @@ class BNNet(nn.Module):
         self.classifier = nn.Linear(16, n_classes)
         self.calls, self.inputs = [], []
 
-    def forward(self, x, returnt="logits"):
+    def forward(self, x):
         self.calls.append((len(x), self.bn.track_running_stats))
         self.inputs.append(x)
         return self.classifier(torch.relu(self.bn(self.body(x))))

@@ -62,7 +62,8 @@ def test_general_replaces_masked_logits_by_constant(m):
 def test_large_m_pushes_kept_classes_harder():
     _, grad_small = loss_and_grad("general", -5.0)
     _, grad_large = loss_and_grad("general", 5.0)
-    label_grads = lambda g: np.abs(g[np.arange(2), LABELS.numpy()])
+    def label_grads(g):
+        return np.abs(g[np.arange(2), LABELS.numpy()])
     assert np.all(label_grads(grad_large) > label_grads(grad_small))
 
 

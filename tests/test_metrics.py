@@ -1,8 +1,15 @@
 """Metrics against hand-computed values."""
 import pytest
 
-from utils.metrics import (backward_transfer, final_average, forgetting, forward_transfer, plasticity, stability,
-                           summarize)
+from utils.metrics import (
+    backward_transfer,
+    final_average,
+    forgetting,
+    forward_transfer,
+    plasticity,
+    stability,
+    summarize,
+)
 
 # R[i][j]: accuracy on task j after training task i.
 R = [[90.0, 10.0, 5.0],

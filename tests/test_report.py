@@ -78,7 +78,8 @@ def test_pivot_and_latex(results, capsys):
     assert report.main([results, "--pivot", "--where", "lr=0.1"]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]
-    assert "model" in header and "mask" in header and "Class-IL (buffer 20)" in header and "Task-IL (buffer 20)" in header
+    for column in ("model", "mask", "Class-IL (buffer 20)", "Task-IL (buffer 20)"):
+        assert column in header
     assert "| der     | general (m=-3.0) | seq-digits | 54.00 ± 4.58 (n=3)" in out
     assert report.main([results, "--format", "latex", "--where", "lr=0.1"]) == 0
     latex = capsys.readouterr().out

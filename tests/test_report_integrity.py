@@ -58,7 +58,7 @@ def test_lines_of_one_key_with_other_results_are_refused_or_the_first_kept(tmp_p
     other = {**runs[0], "class_il": {**runs[0]["class_il"], "final_avg": 99.0}}
     path = write(tmp_path / "r.jsonl", runs + [other])
     err = refused(capsys, path)
-    assert "repeat a run key with other results" in err and f"{path}:3 (= {path}:1)" in err
+    assert "repeats a run key with other results" in err and f"{path}:3 (= {path}:1)" in err
     assert "--conflicts first" in err and "seed 0" in err
     kept = table(capsys, path, "--conflicts", "first", "--format", "csv")
     assert "kept the earliest line" in kept.err

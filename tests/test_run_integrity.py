@@ -17,7 +17,8 @@ from tests.conftest import ROOT
 from tests.helpers import interrupt_then_resume, read_records, run_main
 from utils.checkpoint import checkpoint_paths
 from utils.cli import parse_args
-from utils.results import ResultsPathError, accuracy, check_results_path
+from utils.metrics import accuracy
+from utils.results_file import ResultsPathError, check_results_path
 from utils.run_identity import default_checkpoint_dir
 
 SHORT = ["--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose"]
@@ -169,9 +170,9 @@ def test_tinyimg_cache_in_a_read_only_folder_warns_and_loads(tmp_path, monkeypat
     write_tinyimg(tmp_path)
     folder = os.path.join(tmp_path, tiny.FOLDER)
 
-    def refuse(path, array):
+    def refuse(path, write):
         raise PermissionError(13, "Read-only file system", path)
-    monkeypatch.setattr(tiny, "save_atomically", refuse)
+    monkeypatch.setattr(tiny, "write_atomically", refuse)
     with pytest.warns(UserWarning, match=r"cannot write the cache file .*cache_train_images\.npy"):
         splits = tiny.cached_splits(folder)
     assert splits.train_images.shape[1:] == (3, 64, 64)
@@ -206,8 +207,9 @@ def test_signal_before_the_first_step_says_nothing_was_trained(tmp_path, monkeyp
 def test_accuracies_are_exact_quotients_of_counts(tmp_path):
     assert accuracy(4, 5) == 80.0 and accuracy(1, 3) == 100 / 3
     record = run_main(tmp_path, *SHORT)
-    from datasets.seq_digits import SequentialDigits
     from types import SimpleNamespace
+
+    from datasets.seq_digits import SequentialDigits
     labels = SequentialDigits(SimpleNamespace()).load_splits().test_labels
     sizes = [int(((labels // 2) == task).sum()) for task in range(5)]
     for row in record["class_il"]["matrix"] + record["task_il"]["matrix"]:
@@ -230,7 +232,7 @@ def test_git_field_is_dirty_with_an_untracked_model_file(tmp_path):
     cloned = subprocess.run(["git", "clone", "-q", ROOT, str(clone)], capture_output=True, text=True)
     if cloned.returncode != 0:
         pytest.skip(f"not a git checkout: {cloned.stderr.strip()}")
-    code = "from utils.results import git_revision; print(git_revision())"
+    code = "from utils.environment import git_revision; print(git_revision())"
 
     def revision():
         return subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True).stdout.strip()

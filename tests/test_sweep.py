@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.helpers import read_records, run_cli
 from utils import sweep
+from utils.record import SWEEP_FIELDS
 from utils.study.grid import GridError, block_runs, expand, load_grid_file, parse_inline
 
 DIGITS = ["--n_epochs", "1", "--buffer_size", "20"]
@@ -61,7 +62,8 @@ def test_dry_run_prints_every_command(tmp_path, capsys):
     assert sweep.main(["--dry_run", "--results_path", str(tmp_path), "--grid", "model=der,derpp", "seed=0-1",
                        "--", *DIGITS]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("4 runs, 0 already in") and len(out) == 5 and all(line.startswith("python main.py --model") for line in out[1:])
+    assert out[0].startswith("4 runs, 0 already in") and len(out) == 5
+    assert all(line.startswith("python main.py --model") for line in out[1:])
     assert not os.listdir(tmp_path)
 
 
@@ -88,7 +90,7 @@ def test_runs_match_main_and_do_not_depend_on_the_run_before(tmp_path):
         assert record["class_il"]["matrix"] == expected["class_il"]["matrix"]
         assert record["task_il"]["matrix"] == expected["task_il"]["matrix"]
         assert record["key_hash"] == expected["key_hash"] and record["key"]["mask"] == "stopgrad"
-        assert set(record) - set(expected) == {"sweep", "key", "sweep_key_hash"}
+        assert set(record) - set(expected) == set(SWEEP_FIELDS)
     assert read_records(tmp_path / "a")[0]["sweep"] == "order"
 
 

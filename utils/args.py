@@ -1,107 +1,16 @@
-"""Shared flags, value validators and the one-line-error argument parser."""
+"""The flags every run has, whatever its model, dataset and mask."""
 import argparse
-import difflib
-import math
-import os
-import re
 
-
-class FlagError(ValueError):
-    """Flags that cannot run, raised instead of exiting by a parser made with raise_errors=True (a sweep
-    parsing its runs); the message is the line a user sees after "main.py: error: "."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with errors as one line on stderr and exit status 2 (no usage block), or raised as a
-    FlagError with raise_errors=True.
-
-    Values such as -inf, -Infinity and -1e3 are read as negative numbers, not as unknown options;
-    a value outside a flag's choices gets the closest allowed one as "did you mean".
-    """
-
-    def __init__(self, *args, raise_errors=False, **kwargs):
-        super().__init__(*args, allow_abbrev=False, **kwargs)
-        self.raise_errors = raise_errors
-        self._negative_number_matcher = re.compile(
-            r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity)$", re.I)
-
-    def error(self, message):
-        if self.raise_errors:
-            raise FlagError(message)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-    def options(self):
-        """{option string: action} of every flag (argparse offers no public listing)."""
-        return {option: action for action in self._actions for option in action.option_strings}
-
-    def _check_value(self, action, value):
-        if action.choices is not None and value not in action.choices:
-            allowed = ", ".join(map(str, action.choices))
-            raise argparse.ArgumentError(action, f"{value!r} is not allowed: choose from {allowed}"
-                                                 f"{did_you_mean(value, action.choices)}")
-
-
-def did_you_mean(value, names):
-    """'; did you mean 'x'?' for the closest name (case-insensitive), or ''."""
-    lowered = {str(name).lower(): name for name in names}
-    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
-
-
-def _number(kind, allowed, accept):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be {allowed}")
-        return value
-    parse.__name__ = allowed
-    return parse
-
-
-positive_int = _number(int, "a positive integer", lambda v: v > 0)
-non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
-positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
-non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
-HEADS = ("linear", "cosine")  # backbone/heads.py builds them
-DEFAULT_MASK_VALUE = -3.0  # from the seq-digits study in the README (grids/digits-masks-*.yaml)
-MASK_VALUE_ALLOWED = "a finite number or -inf"
-mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)
-
-
-def check_mask_value(value):
-    """The command line's rule for m, for callers of the Python API: ValueError with the same line."""
-    try:
-        return mask_value(str(value))
-    except argparse.ArgumentTypeError as error:
-        raise ValueError(f"argument --mask_value: {error}") from None
-
-
-def nearest_existing(path):
-    """`path` itself if it exists, else its closest existing ancestor."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path
-
-
-def folder_problem(path):
-    """Why `path` cannot be a folder to write into (an existing file, or under a file, or under a folder
-    that cannot be written), or None."""
-    existing = nearest_existing(path)
-    if not os.path.isdir(existing):
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} cannot be written into"
-    return None
-
-
-def device_name(text):
-    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be auto, cpu, cuda or cuda:N")
+from backbone import HEADS
+from utils.validators import (
+    DEFAULT_MASK_VALUE,
+    MASK_VALUE_ALLOWED,
+    device_name,
+    mask_value,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def add_experiment_args(parser, models, datasets, masks, default_dataset):
@@ -111,9 +20,11 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--dataset", default=default_dataset, choices=datasets,
                      help=f"benchmark (default: {default_dataset})")
     run.add_argument("--buffer_size", type=non_negative_int, default=0,
-                     help="replay buffer capacity: required (> 0) for replay models, refused for models without a buffer")
-    run.add_argument("--minibatch_size", type=positive_int, help="buffer samples per draw, at most --buffer_size "
-                                                                       "(default: --batch_size or --buffer_size, the smaller)")
+                     help="replay buffer capacity: required (> 0) for replay models, refused for models without "
+                          "a buffer")
+    run.add_argument("--minibatch_size", type=positive_int,
+                     help="buffer samples per draw, at most --buffer_size (default: --batch_size or --buffer_size, "
+                          "the smaller)")
     run.add_argument("--n_epochs", type=positive_int, help="epochs per task (default: the dataset's published value)")
     run.add_argument("--batch_size", type=positive_int, help="stream batch size (default: the dataset's)")
     run.add_argument("--lr", type=positive_float, help="SGD learning rate (default: the dataset's)")
@@ -172,16 +83,5 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     mask.add_argument("--mask_scope", choices=("task", "ace"),
                       help="classes a stream row keeps: task (its own task's) or ace (batch + unseen); "
                            "default: the model's own")
-    mask.add_argument("--mask_buffer", action="store_true", help="also mask the buffer cross-entropy terms (task scope)")
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions as written (they are wrapped by the caller); every flag's help ends with its default."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default is argparse.SUPPRESS or action.required or not action.option_strings:
-            return text
-        if action.default in (None, False):
-            return f"{text} (default: {'off' if action.nargs == 0 else 'none'})"
-        return f"{text} (default: %(default)s)"
+    mask.add_argument("--mask_buffer", action="store_true",
+                      help="also mask the buffer cross-entropy terms (task scope)")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 
 from utils.cli import CHANNELS_LAST_MIN_WIDTH, parse_args
+from utils.device import resolve_device, synchronize
 from utils.environment import cpu_has_native_bf16, cpu_name
 
 BATCH = 32
@@ -31,7 +32,8 @@ def build(model_name, width, precision, options):
     from datasets.base import Splits
 
     argv = ["--model", model_name, "--dataset", "seq-cifar10", "--nf", str(width), "--buffer_size",
-            str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size", str(min(BATCH, options.buffer_size)), "--non_verbose",
+            str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size",
+            str(min(BATCH, options.buffer_size)), "--non_verbose",
             "--device", options.device, "--data_path", options.data_path or "./data"]
     args, model_cls, dataset_cls = parse_args(argv + LEVERS[precision])
     dataset = dataset_cls(args)
@@ -47,7 +49,7 @@ def build(model_name, width, precision, options):
     past = dataset.task_indices(0)[:options.buffer_size]
     logits = torch.randn(len(past), dataset.n_classes, device=args.device)
     model.buffer.add(dataset.splits.train_images[past], dataset.splits.train_labels[past],
-                     torch.zeros_like(past), None if model_name == "er" else logits)
+                     None if model_name == "er" else logits)
     model.begin_task(1, dataset.splits.train_labels[dataset.task_indices(1)])
     return model, dataset, args
 
@@ -78,11 +80,6 @@ def timed_pair(first, second, warmup, steps, device):
             synchronize(device)
             record.append(time.perf_counter() - start)
     return statistics.median(times[0]), statistics.median(times[1])
-
-
-def synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(model_name, width, precision, options):
@@ -117,9 +114,9 @@ def measure(model_name, width, precision, options):
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    image_bytes = model.buffer.images[0].nelement() + 2 * model.buffer.labels.element_size()
-    return {"suite": suite, "bare": bare, "peak_mb": peak, "bytes_per_image": image_bytes,
-            "logit_bytes": 0 if model.buffer.logits is None else model.buffer.logits[0].nbytes}
+    entry = model.buffer.entry_bytes()
+    return {"suite": suite, "bare": bare, "peak_mb": peak, "bytes_per_image": entry["images"] + entry["labels"],
+            "logit_bytes": entry.get("logits", 0)}
 
 
 def run_isolated(config, options):
@@ -149,11 +146,12 @@ def main(argv=None):
     parser.add_argument("--data_path", help="a CIFAR-10 folder; default: random uint8 images")
     parser.add_argument("--device", default="auto")
     options = parser.parse_args(argv)
-    device = options.device if options.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(options.device)
     machine = (torch.cuda.get_device_name(device) if device.startswith("cuda")
                else f"{cpu_name()} ({'native bf16' if cpu_has_native_bf16() else 'no native bf16'})")
     print(f"device: {machine} | torch {torch.__version__} | {torch.get_num_threads()} threads | "
-          f"batch {BATCH}, minibatch {min(BATCH, options.buffer_size)}, buffer {options.buffer_size}, {options.steps} steps after "
+          f"batch {BATCH}, minibatch {min(BATCH, options.buffer_size)}, buffer {options.buffer_size}, "
+          f"{options.steps} steps after "
           f"{options.warmup} warm-up")
     rows, fp32_speed = [], {}
     for model_name in options.models:

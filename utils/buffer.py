@@ -8,7 +8,6 @@ class BufferSample(NamedTuple):
     images: torch.Tensor
     labels: torch.Tensor
     logits: torch.Tensor
-    task_ids: torch.Tensor
     indices: torch.Tensor
 
 
@@ -29,55 +28,53 @@ def reservoir_slots(n_seen, batch_size, capacity, device):
 
 
 class Buffer:
-    """Fixed-capacity memory of (image, label, raw logits, task id), filled by reservoir sampling."""
+    """Fixed-capacity memory of (image, label, raw logits), filled by reservoir sampling."""
+    FIELDS = ("images", "labels", "logits")
 
     def __init__(self, capacity, device):
         self.capacity = capacity
         self.device = torch.device(device)
         self.n_seen = 0
         self.size = 0
-        self.images = self.labels = self.logits = self.task_ids = None
+        self.images = self.labels = self.logits = None
 
     def _allocate(self, images, logits):
         self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype, device=self.device)
         self.labels = torch.empty(self.capacity, dtype=torch.long, device=self.device)
-        self.task_ids = torch.empty(self.capacity, dtype=torch.long, device=self.device)
         if logits is not None:
             self.logits = torch.empty((self.capacity, logits.shape[1]), dtype=torch.float32, device=self.device)
 
-    def add(self, images, labels, task_ids, logits=None):
+    def add(self, images, labels, logits=None):
         """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32.
         Rows whose logits are not finite are dropped before sampling: a diverged step never
         poisons the buffer."""
         if logits is not None:
             finite = torch.isfinite(logits).all(dim=1)
-            images, labels, task_ids, logits = images[finite], labels[finite], task_ids[finite], logits[finite]
+            images, labels, logits = images[finite], labels[finite], logits[finite]
         slots = reservoir_slots(self.n_seen, images.shape[0], self.capacity, self.device)
         self.n_seen += images.shape[0]
         self.size = min(self.n_seen, self.capacity)
         chosen = slots >= 0
-        self.write(slots[chosen], images[chosen], labels[chosen], task_ids[chosen],
-                   None if logits is None else logits[chosen])
+        self.write(slots[chosen], images[chosen], labels[chosen], None if logits is None else logits[chosen])
 
-    def write(self, slots, images, labels, task_ids, logits=None):
+    def write(self, slots, images, labels, logits=None):
         """Overwrite the given slots (used by reservoir insertion and by models that refill)."""
         if self.images is None:
             self._allocate(images, logits)
         self.images[slots] = images.to(self.device)
         self.labels[slots] = labels.to(self.device)
-        self.task_ids[slots] = task_ids.to(self.device)
         if logits is not None:
             self.logits[slots] = logits.detach().float().to(self.device)
 
-    def append(self, images, labels, task_ids, logits=None):
+    def append(self, images, labels, logits=None):
         """Write a batch into the free slots after the current entries (no sampling)."""
         slots = torch.arange(self.size, self.size + len(labels), device=self.device)
-        self.write(slots, images, labels, task_ids, logits)
+        self.write(slots, images, labels, logits)
         self.size = self.n_seen = self.size + len(labels)
 
     def keep_only(self, indices):
         """Compact the buffer to the entries at `indices` (in that order); the rest is freed."""
-        for name in ("images", "labels", "logits", "task_ids"):
+        for name in self.FIELDS:
             tensor = getattr(self, name)
             if tensor is not None:
                 tensor[:len(indices)] = tensor[indices].clone()
@@ -93,20 +90,22 @@ class Buffer:
 
     def at(self, indices):
         logits = None if self.logits is None else self.logits[indices]
-        return BufferSample(self.images[indices], self.labels[indices], logits, self.task_ids[indices], indices)
+        return BufferSample(self.images[indices], self.labels[indices], logits, indices)
 
     def class_counts(self, n_classes):
         return torch.bincount(self.labels[:self.size], minlength=n_classes)
 
     def state_dict(self):
-        return {"n_seen": self.n_seen, "size": self.size, "images": self.images, "labels": self.labels,
-                "logits": self.logits, "task_ids": self.task_ids}
+        return {"n_seen": self.n_seen, "size": self.size, **{name: getattr(self, name) for name in self.FIELDS}}
 
     def load_state_dict(self, state):
         self.n_seen, self.size = state["n_seen"], state["size"]
-        for name in ("images", "labels", "logits", "task_ids"):
+        for name in self.FIELDS:
             setattr(self, name, None if state[name] is None else state[name].to(self.device))
 
+    def entry_bytes(self):
+        """{field: bytes one entry takes} of the allocated fields."""
+        return {name: getattr(self, name)[0].nbytes for name in self.FIELDS if getattr(self, name) is not None}
+
     def nbytes(self):
-        return sum(t.element_size() * t.nelement() for t in
-                   (self.images, self.labels, self.logits, self.task_ids) if t is not None)
+        return self.capacity * sum(self.entry_bytes().values())

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import torch
 
+from utils.atomic import write_atomically
 from utils.run_identity import COSMETIC_FLAGS, MACHINE_FLAGS
 
 PATTERN = "checkpoint-{:06d}.pt"
@@ -40,14 +41,6 @@ def set_rng_states(states):
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def checkpoint_paths(directory):
     return sorted(glob.glob(os.path.join(directory, PATTERN.replace("{:06d}", "[0-9]" * 6))))
 
@@ -58,13 +51,7 @@ def save_checkpoint(directory, state):
     existing = checkpoint_paths(directory)
     number = int(os.path.basename(existing[-1])[11:17]) + 1 if existing else 0
     path = os.path.join(directory, PATTERN.format(number))
-    temp = f"{path}.tmp"
-    with open(temp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-    _fsync_dir(directory)
+    write_atomically(path, lambda f: torch.save(state, f))
     for old in checkpoint_paths(directory)[:-KEPT]:
         os.remove(old)
     return path
@@ -99,12 +86,8 @@ def check_same_run(saved_args, args):
 def mark_complete(directory, results_file, run_id):
     """Record in the run's checkpoint folder that its result line was written, and where."""
     os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, COMPLETE + ".tmp")
-    with open(temp, "w", encoding="utf-8") as f:
-        json.dump({"results_file": results_file, "run_id": run_id}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, os.path.join(directory, COMPLETE))
+    marker = json.dumps({"results_file": results_file, "run_id": run_id}).encode()
+    write_atomically(os.path.join(directory, COMPLETE), lambda f: f.write(marker))
 
 
 def read_complete(directory):

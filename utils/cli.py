@@ -4,7 +4,8 @@ is written. A sweep parses each of its runs with the same functions."""
 import os
 import textwrap
 
-from utils.args import ArgumentParser, HelpFormatter, add_experiment_args, did_you_mean
+from utils.args import add_experiment_args
+from utils.parser import ArgumentParser, HelpFormatter, did_you_mean
 
 PROG = "main.py"
 DEFAULT_DATASET = "seq-digits"
@@ -126,7 +127,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     if args.resume and not args.checkpoint_dir:
         from utils.run_identity import default_checkpoint_dir
         args.checkpoint_dir = default_checkpoint_dir(args)
-    from utils.results import ResultsPathError, check_results_path
+    from utils.results_file import ResultsPathError, check_results_path
     try:
         check_results_path(args.results_path)
     except ResultsPathError as error:
@@ -135,7 +136,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
 
 def check_log_dir(parser, path):
     """--log_dir must be a folder, or a path where one can be made, that can be written into."""
-    from utils.args import folder_problem
+    from utils.paths import folder_problem
 
     problem = folder_problem(path)
     if problem:
@@ -182,11 +183,11 @@ def resolve_device(parser, args, dataset_cls):
     """--device auto, and the precision and memory format that pay on it."""
     import torch
 
+    from utils.device import resolve_device
     from utils.environment import cpu_has_native_bf16
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+    args.device = resolve_device(args.device)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
     on_cpu = not args.device.startswith("cuda")
     if args.amp == "fp16" and on_cpu:

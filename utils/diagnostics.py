@@ -98,7 +98,8 @@ class Diagnostics:
         return means
 
     def state_dict(self):
-        return {part: {n: [t.cpu(), c] for n, (t, c) in getattr(self, part).items()} for part in ("window", "task_sums")}
+        return {part: {n: [t.cpu(), c] for n, (t, c) in getattr(self, part).items()}
+                for part in ("window", "task_sums")}
 
     def load_state_dict(self, state):
         for part in ("window", "task_sums"):

@@ -1,7 +1,30 @@
-"""The machine a run ran on: library versions, CPU and its native bf16, GPU and CUDA, torch threads."""
+"""Where a run ran: the code's git revision, library versions, CPU and its native bf16, GPU and CUDA,
+torch threads."""
+import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
+
+SOURCE_FOLDERS = ("models", "datasets", "backbone", "utils")
+
+
+def git_revision():
+    """The commit of this checkout, +dirty when tracked files changed or files that are not ignored
+    were added under the source folders (a dropped-in model); None outside git."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*arguments):
+        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, timeout=10)
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        added = git("status", "--porcelain", "--untracked-files=all", "--", *SOURCE_FOLDERS)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if changed.stdout.strip() or added.stdout.strip() else "")
 
 
 def cpu_name():

@@ -3,32 +3,42 @@ after training task i. Entries above the diagonal (future tasks) are None unless
 with --eval_future. A metric that is undefined (one task, no future rows) is None."""
 import numpy as np
 
+SUMMARY_METRICS = ("final_avg", "forgetting", "bwt", "fwt", "plasticity", "stability")  # besides "matrix"
+
+
+def accuracy(correct, total):
+    """Percent from counts, exact where the quotient is (4/5 -> 80.0)."""
+    return 100 * int(correct) / int(total)
+
 
 def _mean(values):
     values = list(values)
     return float(np.mean(values)) if values else None
 
 
-def _array(R):
-    return np.array([[np.nan if v is None else v for v in row] for row in R], dtype=float)
+def nan_array(rows):
+    """Nested lists of numbers (any depth) as a float array, None read as NaN."""
+    if isinstance(rows, (list, tuple)):
+        return np.array([nan_array(row) for row in rows], dtype=float)
+    return np.nan if rows is None else float(rows)
 
 
 def final_average(R):
     """mean_j R[T−1][j]."""
-    return float(_array(R)[-1].mean())
+    return float(nan_array(R)[-1].mean())
 
 
 def forgetting(R):
     """mean_{j<T−1} (max_{j≤i<T−1} R[i][j] − R[T−1][j]) (Chaudhry et al. 2018): the best accuracy a
     task had once learned, minus its final one."""
-    R = _array(R)
+    R = nan_array(R)
     T = len(R)
     return _mean(R[j:T - 1, j].max() - R[T - 1, j] for j in range(T - 1))
 
 
 def backward_transfer(R):
     """BWT = mean_{j<T−1} (R[T−1][j] − R[j][j]) (Lopez-Paz & Ranzato 2017)."""
-    R = _array(R)
+    R = nan_array(R)
     T = len(R)
     return _mean(R[T - 1, j] - R[j, j] for j in range(T - 1))
 
@@ -36,7 +46,7 @@ def backward_transfer(R):
 def forward_transfer(R, baseline):
     """FWT = mean_{j≥1} (R[j−1][j] − b_j), b_j = accuracy of the randomly initialised network (GEM);
     None without a baseline or the future entries (a run without --eval_future)."""
-    R = _array(R)
+    R = nan_array(R)
     if baseline is None or any(np.isnan(R[j - 1, j]) for j in range(1, len(R))):
         return None
     return _mean(R[j - 1, j] - baseline[j] for j in range(1, len(R)))
@@ -44,12 +54,12 @@ def forward_transfer(R, baseline):
 
 def plasticity(R):
     """mean_t R[t][t]: accuracy on each task right after learning it."""
-    return float(np.mean(np.diag(_array(R))))
+    return float(np.mean(np.diag(nan_array(R))))
 
 
 def stability(R):
     """mean_{t≥1} mean_{j<t} R[t][j]: accuracy kept on old tasks."""
-    R = _array(R)
+    R = nan_array(R)
     return _mean(R[t, :t].mean() for t in range(1, len(R)))
 
 

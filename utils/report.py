@@ -5,7 +5,9 @@ import argparse
 import os
 import sys
 
-from utils.args import ArgumentParser, did_you_mean, folder_problem
+from utils.console import count
+from utils.parser import ArgumentParser, did_you_mean
+from utils.paths import folder_problem
 
 PROG = "python -m utils.report"
 STD_NOTE = "mean ± sample standard deviation (n−1) over seeds; n runs per group"
@@ -61,7 +63,7 @@ def read_runs(parser, options):
 
     lines, bad = read_lines(options.results)
     if bad:
-        say(f"{len(bad)} line{'s' if len(bad) > 1 else ''} could not be read and are not in the tables: "
+        say(f"{count(len(bad), 'line')} could not be read and {'is' if len(bad) == 1 else 'are'} not in the tables: "
             f"{describe_bad_lines(bad)}")
     if not lines:
         empty = all(os.path.getsize(path) == 0 for path in options.results)
@@ -70,14 +72,15 @@ def read_runs(parser, options):
     lines, dropped, conflicts = unique_runs(lines)
     if conflicts:
         first = conflicts[0]
-        text = (f"{len(conflicts)} line{'s' if len(conflicts) > 1 else ''} repeat a run key with other results: "
+        text = (f"{count(len(conflicts), 'line')} repeat{'s' if len(conflicts) == 1 else ''} a run key with other "
+                f"results: "
                 f"{describe_repeats(conflicts)}; the first is {describe_run(first.line.record)}")
         if options.conflicts == "refuse":
             parser.error(f"argument results: {text}; remove the wrong lines, or keep the earliest line of each key "
                          f"with --conflicts first")
         say(f"{text}; kept the earliest line of each ({where(first.first)} ...)")
     if dropped:
-        say(f"dropped {len(dropped)} duplicate line{'s' if len(dropped) > 1 else ''} (the same run key and results "
+        say(f"dropped {count(len(dropped), 'duplicate line')} (the same run key and results "
             f"as an earlier line): {describe_repeats(dropped)}")
     return [line.record for line in lines]
 
@@ -128,7 +131,7 @@ def main(argv=None):
         headers, rows = pivot_rows(groups, latex) if options.pivot else group_rows(groups, options.baseline, latex)
         print(render(headers, rows, options.format))
         runs = sum(g.n for g in groups)
-        print(f"\n{STD_NOTE}; {runs} run{'s' if runs > 1 else ''} in {len(groups)} group{'s' if len(groups) > 1 else ''}")
+        print(f"\n{STD_NOTE}; {count(runs, 'run')} in {count(len(groups), 'group')}")
     if options.plots:
         write_plots(parser, groups, options.plots)
     return 0

@@ -1,6 +1,6 @@
-"""The results file, one JSON record per line: each record is appended whole on a fresh line under a
-lock (a torn tail left by a crash is set aside first), and reading names every line that is not a
-record by file and line number, so nothing is dropped without a word."""
+"""The results file, one JSON record per line: the check that a folder can take it, each record appended
+whole on a fresh line under a lock (a torn tail left by a crash is set aside first), and reading that
+names every line that is not a record by file and line number, so nothing is dropped without a word."""
 import fcntl
 import json
 import os
@@ -8,8 +8,12 @@ from typing import NamedTuple
 
 RESULTS_FILE = "results.jsonl"
 TORN_SUFFIX = ".torn"
-RECORD_FIELDS = ("args", "class_il", "task_il")  # what the report and the sweep read of a record
+READ_FIELDS = ("args", "class_il", "task_il")  # what the report and the sweep read of a record
 CHUNK = 1 << 16
+
+
+class ResultsPathError(ValueError):
+    """A results folder whose file cannot be created or appended to; the message is one line."""
 
 
 class Line(NamedTuple):
@@ -36,6 +40,45 @@ def append_line(path, record):
         f.flush()
         os.fsync(f.fileno())
     return note
+
+
+def save_record(results_path, record, fallback_dir):
+    """Append to the results file; if the disk refuses, keep the record in `fallback_dir`.
+    Returns (path written, the error that the results file gave or None, the tail repair's note or None)."""
+    target = os.path.join(results_path, RESULTS_FILE)
+    try:
+        return target, None, append_line(target, record)
+    except OSError as error:
+        fallback = os.path.join(fallback_dir, f"result-{record['run_id']}.jsonl")
+        return fallback, error, append_line(fallback, record)
+
+
+def check_results_path(results_path):
+    """Make sure <results_path>/results.jsonl can be created and appended to, leaving nothing behind."""
+    target = os.path.join(results_path, RESULTS_FILE)
+    created, ancestor = [], os.path.abspath(results_path)  # the folders to make, and the first that exists
+    while not os.path.exists(ancestor):
+        created.insert(0, ancestor)
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ResultsPathError(f"{results_path!r} is not allowed: {ancestor} is a file, not a folder")
+    if os.path.isdir(target):
+        raise ResultsPathError(f"{results_path!r} is not allowed: {target} is a folder")
+    existed = os.path.exists(target)
+    try:
+        for path in created:
+            os.mkdir(path)
+        with open(target, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise ResultsPathError(f"{results_path!r} is not allowed: cannot append to {target} "
+                               f"({error.strerror or error})") from None
+    finally:
+        if not existed and os.path.isfile(target):
+            os.remove(target)
+        for path in reversed(created):
+            if os.path.isdir(path):
+                os.rmdir(path)
 
 
 def tail_start(f, size):
@@ -81,7 +124,7 @@ def parse_record(text):
         record = json.loads(text)
     except ValueError:
         return None
-    return record if isinstance(record, dict) and all(field in record for field in RECORD_FIELDS) else None
+    return record if isinstance(record, dict) and all(field in record for field in READ_FIELDS) else None
 
 
 def read_lines(paths):

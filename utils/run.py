@@ -2,6 +2,7 @@
 resume state of a checkpoint, training to the record, and writing the record. main.py and a sweep's
 worker call these; neither holds a run's logic of its own."""
 import os
+import random
 import time
 
 
@@ -18,24 +19,28 @@ def set_determinism(enabled):
 
 
 def start_clean(args):
-    """The state every run starts from, in a fresh process or a reused sweep worker."""
+    """The state every run starts from, in a fresh process or a reused sweep worker: threads,
+    deterministic mode, and the python, numpy and torch seeds."""
+    import numpy as np
     import torch
 
-    from utils.training import set_seed
+    from utils.device import set_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     set_determinism(args.deterministic)
-    set_seed(args.seed)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
 
 
 def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state=None, log=print):
     """Load the data, train (or continue) and return the run's results line; raises DataError,
     NumericsError or Interrupted."""
     from utils.environment import environment
-    from utils.results import build_record
-    from utils.run_identity import key_hash, run_key
-    from utils.training import Interrupted, StopSignals, Trainer
+    from utils.record import build_record
+    from utils.run_identity import run_key_hash
+    from utils.signals import Interrupted, StopSignals
+    from utils.training import Trainer
 
     start = time.perf_counter()
     dataset = dataset_cls(args)
@@ -45,13 +50,13 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
     return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
-                        key_hash(run_key(args)))
+                        run_key_hash(args))
 
 
 def load_resume_state(args, n_tasks):
     """(checkpoint state or None, the line to print, whether the run's result is already written)."""
     from utils.checkpoint import check_same_run, describe_position, load_latest, read_complete
-    from utils.results import json_safe
+    from utils.record import json_safe
 
     state, path = load_latest(args.checkpoint_dir)
     if state is None:
@@ -67,16 +72,16 @@ def load_resume_state(args, n_tasks):
 def recorded_line(args):
     """The Line of the results file that already holds this run's key, or None."""
     from utils.results_file import RESULTS_FILE, find_key
-    from utils.run_identity import key_hash, run_key
+    from utils.run_identity import run_key_hash
 
-    return find_key(os.path.join(args.results_path, RESULTS_FILE), key_hash(run_key(args)))
+    return find_key(os.path.join(args.results_path, RESULTS_FILE), run_key_hash(args))
 
 
 def write_record(args, record, identity):
     """Append the record (or keep it in the checkpoint folder if the disk refuses) and mark the run's
     checkpoint complete; returns save_record's (path written, error, tail repair note)."""
     from utils.checkpoint import mark_complete
-    from utils.results import save_record
+    from utils.results_file import save_record
     from utils.run_identity import default_checkpoint_dir
 
     written, error, repair = save_record(args.results_path, record, args.checkpoint_dir or default_checkpoint_dir(args))

@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 
-from utils.results import json_safe
+from utils.record import json_safe
 
 PATH_FLAGS = ("data_path", "results_path", "checkpoint_dir", "log_dir")
 COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume", "threads", "log_every", "rerun"))
@@ -28,6 +28,11 @@ def run_key(args):
 
 def key_hash(key, length=10):
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def run_key_hash(args):
+    """The `key_hash` of a results line: the hash of the run's key."""
+    return key_hash(run_key(args))
 
 
 def default_checkpoint_dir(args, root="checkpoints"):

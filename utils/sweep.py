@@ -12,9 +12,10 @@ import time
 
 from tqdm import tqdm
 
-from utils.args import ArgumentParser, positive_int
 from utils.console import announced_interrupt, count
+from utils.parser import ArgumentParser
 from utils.study.grid import GridError, block_runs, check_flag_places, load_grid_file, parse_inline
+from utils.validators import positive_int
 
 PROG = "python -m utils.sweep"
 FLAG_IN_ERROR = re.compile(r"argument (--[\w-]+)")

@@ -4,8 +4,6 @@ ones and the untrained network with --eval_future, for FWT).
 The loop's whole position lives in `progress` (task, epoch, step, the epoch's order, the rows so far),
 so a checkpoint written after any step continues exactly where the run stopped.
 """
-import random
-import signal
 import time
 
 import numpy as np
@@ -15,81 +13,20 @@ from tqdm import tqdm
 from models.base import NonFiniteLoss
 from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
+from utils.device import synchronize
+from utils.evaluation import evaluate
+from utils.event_log import EventLog
+from utils.lr_schedule import task_scheduler
 from utils.metrics import summarize
-from utils.results import accuracy, json_safe
+from utils.record import json_safe
 from utils.run_identity import default_checkpoint_dir
+from utils.signals import Interrupted, StopSignals
 
-EVAL_BATCH = 512
-LOG_EVERY = 20
+PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss
 
 
 class NumericsError(Exception):
     """A non-finite loss or stream logits; the message says where and gives every loss term."""
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM: a checkpoint was written at `path` (None: before the first step, nothing
-    was trained); exit with `status`."""
-
-    def __init__(self, status, path):
-        super().__init__(path)
-        self.status, self.path = status, path
-
-
-def set_seed(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@torch.inference_mode()
-def evaluate(model, dataset, last_trained, future=False):
-    """Class-IL and Task-IL accuracy (%, exact from counts) on each task's test split after training
-    `last_trained` (−1: untrained); tasks after it are evaluated only with `future` (else None).
-    Class-IL: argmax over the classes of tasks 0..max(last_trained, j); Task-IL: argmax within task j's
-    classes. Also the seen tasks' Class-IL task-confusion counts and correct counts. The forward is the
-    training one (precision, memory format), without autograd."""
-    was_training = model.training
-    model.eval()
-    cpt, splits, n_tasks = dataset.N_CLASSES_PER_TASK, dataset.splits, dataset.N_TASKS
-    n_evaluated = n_tasks if future else last_trained + 1
-    class_il, task_il = [None] * n_tasks, [None] * n_tasks
-    confusion, correct, totals = [], [], []
-    for task in range(n_evaluated):
-        indices = dataset.task_indices(task, train=False)
-        logits = torch.cat([model(dataset.normalize(splits.test_images[chunk]))
-                            for chunk in indices.split(EVAL_BATCH)])
-        labels = splits.test_labels[indices]
-        n_visible = (max(last_trained, task) + 1) * cpt
-        predicted = logits[:, :n_visible].argmax(1)
-        class_correct = (predicted == labels).sum()
-        task_correct = (logits[:, task * cpt:(task + 1) * cpt].argmax(1) + task * cpt == labels).sum()
-        class_il[task], task_il[task] = accuracy(class_correct, len(labels)), accuracy(task_correct, len(labels))
-        if task <= last_trained:
-            confusion.append(torch.bincount(predicted // cpt, minlength=last_trained + 1).tolist())
-            correct.append(int(class_correct))
-            totals.append(len(labels))
-    model.train(was_training)
-    return class_il, task_il, {"counts": confusion, "correct": correct, "totals": totals}
-
-
-def task_scheduler(optimizer, args, state=None):
-    """With milestones, MultiStepLR multiplying the lr by --lr_gamma at each (per task). A new task restarts
-    the lr at --lr; `state` restores a checkpointed scheduler instead."""
-    if state is None:
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr
-    if not args.lr_milestones:
-        return None
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, args.lr_milestones, gamma=args.lr_gamma)
-    if state is not None:
-        scheduler.load_state_dict(state)
-    return scheduler
 
 
 def training_indices(model, dataset, task):
@@ -98,29 +35,9 @@ def training_indices(model, dataset, task):
     return dataset.task_indices(task)
 
 
-class StopSignals:
-    """SIGINT and SIGTERM only set a flag: the loop finishes its step, checkpoints and stops."""
-    STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-    def __init__(self):
-        self.received = None  # also the state of one never entered (a sweep worker leaves signals alone)
-
-    def __enter__(self):
-        self.received = None
-        self.previous = {s: signal.signal(s, self.handle) for s in self.STATUS}
-        return self
-
-    def handle(self, signum, frame):
-        self.received = signum
-
-    def __exit__(self, *exc_info):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-
 class Trainer:
-    """`signals` is the StopSignals that main installed; `identity` the run id and start time that
-    checkpoints carry, so that every relaunch of a run reports the same ones."""
+    """`signals` is the StopSignals that main installed (a sweep worker's never receives one); `identity`
+    the run id and start time that checkpoints carry, so that every relaunch of a run reports the same ones."""
 
     def __init__(self, model, dataset, args, signals, identity, log=print):
         self.model, self.dataset, self.args, self.log = model, dataset, args, log
@@ -146,8 +63,6 @@ class Trainer:
         self.generator.set_state(state["generator"])
         set_rng_states(state["rng"])
         self.progress = state["progress"]
-        for name, empty in (("global_step", 0), ("where", []), ("diagnostics", [])):  # older checkpoints
-            self.progress.setdefault(name, empty)
         if self.progress["order"] is not None:
             self.progress["order"] = self.progress["order"].to(self.model.device)
         return state["scheduler"]
@@ -172,14 +87,13 @@ class Trainer:
         self.stop_if_signalled()
         self.model.train()
         self.clock = time.perf_counter()
-        self.writer = open_writer(self.args, self.progress["global_step"] + 1 if resume_state else None)
+        self.events = EventLog(self.args, self.progress["global_step"] + 1 if resume_state else None)
         try:
             while self.progress["task"] < self.dataset.N_TASKS:
                 self.train_task(scheduler_state)
                 scheduler_state = None
         finally:
-            if self.writer is not None:
-                self.writer.close()
+            self.events.close()
         progress = self.progress
         baseline_class_il, baseline_task_il = progress["baseline"] or (None, None)
         accuracies = [old_new_accuracy(w["correct"], w["totals"]) for w in progress["where"]]
@@ -190,29 +104,6 @@ class Trainer:
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
                 "task_confusion": task_confusion(progress["where"][-1]["counts"]) if progress["where"] else None,
                 "diagnostics": progress["diagnostics"]}
-
-    def log_task(self, task, class_il, task_il, predictions):
-        """After each task: every evaluated task's accuracies and the recency bias, at the current step."""
-        if self.writer is None:
-            return
-        step = self.progress["global_step"]
-        for j, (class_value, task_value) in enumerate(zip(class_il, task_il)):
-            if class_value is not None:
-                self.writer.add_scalar(f"acc_class_il/task{j + 1}", class_value, step)
-                self.writer.add_scalar(f"acc_task_il/task{j + 1}", task_value, step)
-        bias = recency_bias(predictions["counts"])
-        if bias is not None:
-            self.writer.add_scalar("eval/recency_bias", bias, step)
-        self.writer.flush()
-
-    def log_step(self):
-        """Every --log_every steps: the window's diagnostics (one device-to-host read) and the lr."""
-        step = self.progress["global_step"]
-        if self.writer is None or step % self.args.log_every:
-            return
-        for name, value in self.model.diagnostics.read_window().items():
-            self.writer.add_scalar(name, value, step)
-        self.writer.add_scalar("lr", self.model.opt.param_groups[0]["lr"], step)
 
     def train_task(self, scheduler_state):
         progress, args, splits = self.progress, self.args, self.dataset.splits
@@ -246,7 +137,7 @@ class Trainer:
         progress["task_rows"].append(task_il)
         progress["where"].append(predictions)
         progress["diagnostics"].append(self.model.diagnostics.read_task())
-        self.log_task(task, class_il, task_il, predictions)
+        self.events.task(progress["global_step"], class_il, task_il, predictions)
         progress.update(task=task + 1, task_started=False)
         self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
                  f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
@@ -265,8 +156,8 @@ class Trainer:
         progress["step"] += 1
         progress["global_step"] += 1
         self.steps_run += 1
-        self.log_step()
-        if not self.args.non_verbose and progress["step"] % LOG_EVERY == 1:
+        self.events.step(progress["global_step"], self.model)
+        if not self.args.non_verbose and progress["step"] % PROGRESS_EVERY == 1:
             bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
@@ -283,11 +174,3 @@ class Trainer:
         raise Interrupted(StopSignals.STATUS[self.signals.received], path)
 
 
-def open_writer(args, purge_step):
-    """A TensorBoard writer into --log_dir (None without it); a resumed run purges the events written
-    after its checkpoint, so its curves continue with no duplicated or missing steps."""
-    if not args.log_dir:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(args.log_dir, purge_step=purge_step)

@@ -1,6 +1,6 @@
 """The mask base class and how a mask is built from its name and m."""
-from utils.args import DEFAULT_MASK_VALUE, check_mask_value
 from utils.masks import MASKS
+from utils.validators import DEFAULT_MASK_VALUE, check_mask_value
 
 
 def masks_using_value():

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from utils.metrics import nan_array
 from utils.run_identity import flags_key
 
 
@@ -77,20 +78,18 @@ class Group:
 
     def mean_matrix(self, setting):
         """Element-wise mean of the accuracy matrices (None where a run did not evaluate)."""
-        stacked = np.array([[[np.nan if v is None else v for v in row] for row in r[setting]["matrix"]]
-                            for r in self.records], dtype=float)
-        return stacked.mean(axis=0)
+        return nan_array([r[setting]["matrix"] for r in self.records]).mean(axis=0)
 
     def curves(self, series):
         """[runs, tasks] of a per-task series of each run (NaN where a run has no value)."""
-        return np.array([[np.nan if v is None else v for v in series(r)] for r in self.records], dtype=float)
+        return nan_array([series(r) for r in self.records])
 
     def mean_confusion(self):
         """Element-wise mean of the runs' final task-confusion matrices, or None if a run has none."""
         matrices = [r.get("task_confusion") for r in self.records]
         if any(m is None for m in matrices):
             return None
-        return np.array([[[np.nan if v is None else v for v in row] for row in m] for m in matrices]).mean(0)
+        return nan_array(matrices).mean(0)
 
 
 def seen_task_accuracy(record):

@@ -82,7 +82,8 @@ def task_curves(groups, directory, series, ylabel, prefix):
         models = sorted({g.flags.get("model") for g in members})
         figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False, sharey=True)
         for axis, model in zip(axes[0], models):
-            for group in sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags)):
+            lines = sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags))
+            for group in lines:
                 curves = group.curves(series)
                 tasks = np.arange(1, curves.shape[1] + 1)
                 mean = curves.mean(axis=0)

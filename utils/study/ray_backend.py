@@ -49,7 +49,7 @@ def one_line(error):
 
 
 def run_task(argv, sweep_name, threads):
-    import torch
+    from utils.device import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     return run_one(argv, sweep_name)

@@ -6,8 +6,8 @@ import traceback
 
 def parse_run(argv):
     """((args, model class, dataset class), None) or (None, the one-line error main.py would print)."""
-    from utils.args import FlagError
     from utils.cli import parse_args
+    from utils.parser import FlagError
 
     try:
         return parse_args(argv, raise_errors=True), None
@@ -29,8 +29,8 @@ def key_of(argv):
 def run_one(argv, sweep_name, device=None):
     """{"record": results line} or {"error": last error line}; `device` pins a GPU (cuda:N)."""
     from utils.run import start_clean, train_to_record
-    from utils.run_identity import key_hash, new_run_id, run_key, utc_now
-    from utils.training import StopSignals
+    from utils.run_identity import new_run_id, run_key, utc_now
+    from utils.signals import StopSignals
 
     command = "python main.py " + shlex.join(argv)
     try:
@@ -44,8 +44,7 @@ def run_one(argv, sweep_name, device=None):
     except Exception as error:  # a failing run is reported, the sweep goes on
         last = traceback.format_exception_only(type(error), error)[-1].strip()
         return {"error": last, "command": command}
-    key = run_key(args)
-    record.update(sweep=sweep_name, key=key, key_hash=key_hash(key))
+    record.update(sweep=sweep_name, key=run_key(args))
     return {"record": record, "command": command}
 
 
@@ -55,6 +54,6 @@ def init_worker(threads):
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
+    from utils.device import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)

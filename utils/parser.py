@@ -1,0 +1,59 @@
+"""The command-line parser every tool uses: errors as one line and exit status 2 (or a typed FlagError
+for a caller that parses runs), "did you mean" for misspelt names, and help that states each default."""
+import argparse
+import difflib
+import re
+
+
+class FlagError(ValueError):
+    """Flags that cannot run, raised instead of exiting by a parser made with raise_errors=True (a sweep
+    parsing its runs); the message is the line a user sees after "main.py: error: "."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with errors as one line on stderr and exit status 2 (no usage block), or raised as a
+    FlagError with raise_errors=True.
+
+    Values such as -inf, -Infinity and -1e3 are read as negative numbers, not as unknown options;
+    a value outside a flag's choices gets the closest allowed one as "did you mean".
+    """
+
+    def __init__(self, *args, raise_errors=False, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+        self.raise_errors = raise_errors
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity)$", re.I)
+
+    def error(self, message):
+        if self.raise_errors:
+            raise FlagError(message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def options(self):
+        """{option string: action} of every flag (argparse offers no public listing)."""
+        return {option: action for action in self._actions for option in action.option_strings}
+
+    def _check_value(self, action, value):
+        if action.choices is not None and value not in action.choices:
+            allowed = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"{value!r} is not allowed: choose from {allowed}"
+                                                 f"{did_you_mean(value, action.choices)}")
+
+
+def did_you_mean(value, names):
+    """'; did you mean 'x'?' for the closest name (case-insensitive), or ''."""
+    lowered = {str(name).lower(): name for name in names}
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (they are wrapped by the caller); every flag's help ends with its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or action.required or not action.option_strings:
+            return text
+        if action.default in (None, False):
+            return f"{text} (default: {'off' if action.nargs == 0 else 'none'})"
+        return f"{text} (default: %(default)s)"
