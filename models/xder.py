@@ -103,7 +103,7 @@ class XDer(ContinualModel):
         parser.add_argument("--lambd", type=non_negative_float, default=0.05, help="weight of the SupCon consistency")
         parser.add_argument("--eta", type=non_negative_float, default=0.1,
                             help="weight of the hinge constraints (Mammoth's constr_eta)")
-        parser.add_argument("--m", type=non_negative_float, default=0.3,
+        parser.add_argument("--margin", type=non_negative_float, default=0.3,
                             help="margin of the hinge constraints (Mammoth's constr_margin)")
         parser.add_argument("--future_constraint", action=argparse.BooleanOptionalAction, default=True,
                             help="hinge keeping future heads below the own head (default: on)")
@@ -161,10 +161,10 @@ class XDer(ContinualModel):
         if self.task < self.n_tasks - 1:
             terms.update(self.future_terms(images, labels))
             if self.args.future_constraint:
-                terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.m)
+                terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.margin)
         if self.args.past_constraint and self.task > 0:
             probs = F.softmax(outputs[:, :n_seen], dim=1)
-            terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.m)
+            terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.margin)
         return self.step(**terms)
 
     @torch.no_grad()

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 def run_main(tmp_path, *flags):
     """main.main() in-process with results under tmp_path; returns the last results record."""
     results = tmp_path / "results"
-    status = main.main(["--non_verbose", "--results_path", str(results), "--data_path", str(tmp_path / "data"),
+    status = main.main(["--quiet", "--results_path", str(results), "--data_path", str(tmp_path / "data"),
                         *flags])  # a later --data_path in flags wins
     assert status == 0
     return read_records(results)[-1]

@@ -13,7 +13,7 @@ from tests.helpers import Exploit, read_records, run_cli
 from utils.checkpoint import CheckpointError, checkpoint_paths, load_latest, save_checkpoint
 
 RUN = ["--model", "derpp", "--mask", "balanced", "--buffer_size", "40", "--n_epochs", "25", "--seed", "5",
-       "--non_verbose"]
+       "--quiet"]
 
 
 def start(flags, results):
@@ -77,7 +77,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
 
 
 def test_non_finite_loss_stops_with_exit_3_and_names_the_terms(tmp_path):
-    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--non_verbose",
+    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--quiet",
                      "--results_path", str(tmp_path))
     assert result.returncode == 3
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_with_exit_3_and_names_the_terms(tmp_path):
 
 
 def test_nan_policy_skip_counts_skipped_steps(tmp_path):
-    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--n_epochs", "1", "--non_verbose",
+    result = run_cli("--model", "der", "--buffer_size", "20", "--lr", "1e30", "--n_epochs", "1", "--quiet",
                      "--nan_policy", "skip", "--results_path", str(tmp_path))
     assert result.returncode == 0, result.stderr
     record = read_records(tmp_path)[0]
@@ -96,10 +96,10 @@ def test_nan_policy_skip_counts_skipped_steps(tmp_path):
 
 def test_resume_with_other_flags_is_refused(tmp_path):
     directory = tmp_path / "checkpoints"
-    done = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose",
+    done = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--quiet",
                    "--checkpoint_dir", str(directory), "--results_path", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    refused = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose", "--seed", "9",
+    refused = run_cli("--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--quiet", "--seed", "9",
                       "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "--seed 0 (now 9)" in refused.stderr

@@ -212,3 +212,12 @@ def test_the_parser_as_a_library_raises_a_typed_error(capsys):
     with pytest.raises(FlagError, match="--mask_value"):
         parse_args(["--model", "der", "--mask", "none", "--mask_value", "-3", "--buffer_size", "20"], raise_errors=True)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("old,new", [("--m", "--margin"), ("--non_verbose", "--quiet")])
+def test_a_renamed_flag_is_refused_naming_its_new_name(tmp_path, capsys, old, new):
+    argv = ["--model", "xder", "--buffer_size", "20", old] + (["0.3"] if old == "--m" else [])
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(argv + ["--results_path", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and f"argument {old}: renamed {new}" in err

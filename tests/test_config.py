@@ -28,9 +28,9 @@ def test_explicit_flags_override_the_config():
 def test_config_overrides_model_and_dataset_defaults():
     plain = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "2000")
     best = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "2000", "--config", "best")
-    assert (plain.alpha, plain.m, plain.eta) == (0.3, 0.3, 0.1)
+    assert (plain.alpha, plain.margin, plain.eta) == (0.3, 0.3, 0.1)
     assert (plain.past_constraint, plain.align_bn, plain.simclr_num_aug) == (False, True, 4)
-    assert (best.alpha, best.beta, best.m, best.eta, best.lr) == (0.6, 0.9, 0.2, 0.01, 0.03)
+    assert (best.alpha, best.beta, best.margin, best.eta, best.lr) == (0.6, 0.9, 0.2, 0.01, 0.03)
     assert best.lr_milestones == [35, 45] and best.n_epochs == 50
     assert (best.past_constraint, best.align_bn, best.simclr_num_aug, best.lr_gamma) == (True, False, 2, 0.1)
 
@@ -39,7 +39,7 @@ def test_xder_cifar100_500_is_mammoths_reproducibility_config():
     """Mammoth 4688c67: models/config/xder.yaml and datasets/configs/seq-cifar100/xder.yaml."""
     best = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "500", "--config", "best")
     assert (best.alpha, best.beta, best.lr, best.dp_weight, best.simclr_num_aug) == (0.3, 0.8, 0.03, 3000, 4)
-    constraints = (best.eta, best.m, best.past_constraint, best.future_constraint, best.align_bn)
+    constraints = (best.eta, best.margin, best.past_constraint, best.future_constraint, best.align_bn)
     assert constraints == (0.1, 0.3, False, True, True)
     assert (best.batch_size, best.minibatch_size, best.n_epochs, best.lr_milestones, best.lr_gamma) == \
         (32, 32, 50, [35, 45], 0.2)

@@ -103,7 +103,7 @@ def scalars(log_dir, tag):
 
 
 def test_event_files_read_back_and_continue_across_a_resume(tmp_path, monkeypatch):
-    flags = ["--model", "derpp", "--mask", "general", "--buffer_size", "20", "--non_verbose", "--log_every", "5",
+    flags = ["--model", "derpp", "--mask", "general", "--buffer_size", "20", "--quiet", "--log_every", "5",
              "--results_path", str(tmp_path / "results")]
     assert main.main(flags + ["--log_dir", str(tmp_path / "whole")]) == 0
     whole, tags = scalars(tmp_path / "whole", "grad/current")
@@ -126,7 +126,7 @@ class Killed(BaseException):
 
 def test_events_after_the_last_checkpoint_are_purged_on_resume(tmp_path, monkeypatch):
     from models.derpp import Derpp
-    flags = ["--model", "derpp", "--buffer_size", "20", "--non_verbose", "--log_every", "5",
+    flags = ["--model", "derpp", "--buffer_size", "20", "--quiet", "--log_every", "5",
              "--results_path", str(tmp_path / "results")]
     assert main.main(flags + ["--log_dir", str(tmp_path / "whole")]) == 0
     whole, _ = scalars(tmp_path / "whole", "loss/ce")

@@ -191,11 +191,11 @@ def test_hinge_defaults_run_the_future_constraint_only():
 
 
 def test_hinge_weight_scales_the_constraint_terms_and_the_margin_enters_them():
-    base = observed_terms("--past_constraint", "--m", "5")  # margin 5: every row violates both hinges
-    double = observed_terms("--past_constraint", "--m", "5", "--eta", "0.2")
+    base = observed_terms("--past_constraint", "--margin", "5")  # margin 5: every row violates both hinges
+    double = observed_terms("--past_constraint", "--margin", "5", "--eta", "0.2")
     for name in ("future_hinge", "past_hinge"):
         assert base[name] > 0 and double[name] == pytest.approx(2 * base[name], rel=1e-5)
-    wider = observed_terms("--past_constraint", "--m", "6")
+    wider = observed_terms("--past_constraint", "--margin", "6")
     for name in ("future_hinge", "past_hinge"):  # all rows violate: the mean gap grows by η·Δm = 0.1
         assert wider[name] - base[name] == pytest.approx(0.1, rel=1e-4)
 

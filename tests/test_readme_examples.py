@@ -22,7 +22,7 @@ def test_readme_examples_run_when_dropped_in(tmp_path):
     for path, code in files.items():
         (repo / path).write_text(code, encoding="utf-8")
     result = run_cli("--model", "er_separate", "--dataset", "seq-digits-halves", "--mask", "offset",
-                     "--mask_value", "-2", "--buffer_size", "50", "--replay_weight", "0.5", "--non_verbose",
+                     "--mask_value", "-2", "--buffer_size", "50", "--replay_weight", "0.5", "--quiet",
                      "--results_path", str(tmp_path / "results"), cwd=repo)
     assert result.returncode == 0, result.stderr
     record = read_records(tmp_path / "results")[0]

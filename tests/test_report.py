@@ -21,7 +21,7 @@ def record(model, mask, m, seed, final, buffer_size=20, lr=0.1):
     summary = {"matrix": lower, "final_avg": final, "forgetting": 90.0 - final, "bwt": final - 85.0, "fwt": None,
                "plasticity": 85.0, "stability": 60.0}
     args = {"model": model, "mask": mask, "mask_value": m, "buffer_size": buffer_size, "seed": seed, "lr": lr,
-            "dataset": "seq-digits", "device": "cpu", "results_path": f"elsewhere{seed}", "non_verbose": True}
+            "dataset": "seq-digits", "device": "cpu", "results_path": f"elsewhere{seed}", "quiet": True}
     return {"model": model, "mask": mask, "mask_value": m, "buffer_size": buffer_size, "seed": seed, "args": args,
             "class_il": summary, "task_il": {**summary, "final_avg": final + 40}}
 

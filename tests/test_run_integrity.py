@@ -21,7 +21,7 @@ from utils.metrics import accuracy
 from utils.results_file import ResultsPathError, check_results_path
 from utils.run_identity import default_checkpoint_dir
 
-SHORT = ["--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--non_verbose"]
+SHORT = ["--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--quiet"]
 
 
 def exit_line(capsys, argv):
@@ -90,7 +90,7 @@ def test_default_checkpoint_folder_differs_for_every_flag_that_changes_the_run()
     folders = [default_checkpoint_dir(parse_args(base + extra)[0]) for extra in variants]
     assert len(set(folders)) == len(folders)
     assert all(f.startswith(os.path.join("checkpoints", "der-seq-digits-")) for f in folders)
-    same = parse_args(base + ["--results_path", "elsewhere", "--non_verbose", "--data_path", "/tmp"])[0]
+    same = parse_args(base + ["--results_path", "elsewhere", "--quiet", "--data_path", "/tmp"])[0]
     assert default_checkpoint_dir(same) == folders[0]
 
 
@@ -155,7 +155,7 @@ def test_download_into_a_read_only_folder_names_the_file(tmp_path, monkeypatch, 
     data = tmp_path / "ro"
     data.mkdir()
     deny_writes_under(monkeypatch, data)
-    status = main.main(["--model", "sgd", "--dataset", "seq-mnist", "--data_path", str(data), "--non_verbose",
+    status = main.main(["--model", "sgd", "--dataset", "seq-mnist", "--data_path", str(data), "--quiet",
                         "--results_path", str(tmp_path / "results")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1

@@ -82,7 +82,7 @@ def test_runs_match_main_and_do_not_depend_on_the_run_before(tmp_path):
     alone = sweep_cli("--workers", "1", "--results_path", str(tmp_path / "b"), "--grid", "model=derpp",
                       "mask=stopgrad", "mask_value=-1", "seed=3", "--", *DIGITS)
     assert alone.returncode == 0, alone.stderr
-    reference = run_cli(*target, "--non_verbose", "--threads", "1", "--results_path", str(tmp_path / "c"))
+    reference = run_cli(*target, "--quiet", "--threads", "1", "--results_path", str(tmp_path / "c"))
     assert reference.returncode == 0, reference.stderr
     expected = read_records(tmp_path / "c")[0]
     for folder in ("a", "b"):

@@ -17,7 +17,7 @@ from tests.helpers import read_records
 from tests.test_sweep import DIGITS, sweep_cli
 from utils import sweep
 
-RUN = ["--model", "der", "--n_epochs", "1", "--buffer_size", "20", "--non_verbose", "--threads", "1"]
+RUN = ["--model", "der", "--n_epochs", "1", "--buffer_size", "20", "--quiet", "--threads", "1"]
 
 
 def test_main_does_not_run_a_key_already_in_the_results_file_unless_told(tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_a_torn_tail_then_a_sweep_and_a_main_append_lose_nothing(tmp_path, capsy
     assert (results / "results.jsonl.torn").read_text().startswith('{"model": "der", "key_hash": "abc"')
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"torn again')
-    assert main.main(["--model", "der", "--seed", "1", *DIGITS, "--non_verbose", "--results_path", str(results)]) == 0
+    assert main.main(["--model", "der", "--seed", "1", *DIGITS, "--quiet", "--results_path", str(results)]) == 0
     assert "torn line" in capsys.readouterr().err
     assert [r["args"]["seed"] for r in read_records(results)] == [0, 1]
 
@@ -100,7 +100,7 @@ def test_grid_file_mistakes_are_one_line_naming_the_file_and_mistake(tmp_path, c
 
 def test_dry_run_marks_runs_already_done_and_repeated(tmp_path, capsys):
     results = tmp_path / "results"
-    assert main.main(["--model", "der", "--seed", "1", *DIGITS, "--non_verbose", "--threads", "1",
+    assert main.main(["--model", "der", "--seed", "1", *DIGITS, "--quiet", "--threads", "1",
                       "--results_path", str(results)]) == 0
     capsys.readouterr()
     grid = tmp_path / "g.yaml"

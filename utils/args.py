@@ -43,7 +43,7 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--device", type=device_name, default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")
-    run.add_argument("--non_verbose", action="store_true", help="no progress bars")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--rerun", action="store_true",
                      help="run even when the results file already holds a result of this run's key (same flags "
                           "and seed), appending a second line; without it such a run does nothing")

@@ -33,7 +33,7 @@ def build(model_name, width, precision, options):
 
     argv = ["--model", model_name, "--dataset", "seq-cifar10", "--nf", str(width), "--buffer_size",
             str(options.buffer_size), "--batch_size", str(BATCH), "--minibatch_size",
-            str(min(BATCH, options.buffer_size)), "--non_verbose",
+            str(min(BATCH, options.buffer_size)), "--quiet",
             "--device", options.device, "--data_path", options.data_path or "./data"]
     args, model_cls, dataset_cls = parse_args(argv + LEVERS[precision])
     dataset = dataset_cls(args)

@@ -11,6 +11,7 @@ PROG = "main.py"
 DEFAULT_DATASET = "seq-digits"
 WIDTH = 100
 CHANNELS_LAST_MIN_WIDTH = 16
+RENAMED = {"--m": "--margin", "--non_verbose": "--quiet"}  # old flag -> its name now
 
 
 def registries():
@@ -84,6 +85,8 @@ def unknown_flag_message(extras, parser, args):
     if not flags:
         return f"unrecognized arguments: {' '.join(extras)}"
     flag, owners = flags[0], flag_owners(flags[0])
+    if flag in RENAMED:
+        return f"argument {flag}: renamed {RENAMED[flag]}; use {RENAMED[flag]}"
     if owners:
         return (f"argument {flag}: not a flag of model {args.model}, dataset {args.dataset} or mask "
                 f"{args.mask or 'default'}; it belongs to {owners}")

@@ -9,7 +9,7 @@ import uuid
 from utils.record import json_safe
 
 PATH_FLAGS = ("data_path", "results_path", "checkpoint_dir", "log_dir")
-COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("non_verbose", "resume", "threads", "log_every", "rerun"))
+COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("quiet", "resume", "threads", "log_every", "rerun"))
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
 
 

@@ -94,7 +94,7 @@ def validate(runs, results_path, threads):
 
     checked, errors = [], []
     for index, (label, argv) in enumerate(runs, 1):
-        full = argv + ["--non_verbose", "--results_path", results_path, "--threads", str(threads)]
+        full = argv + ["--quiet", "--results_path", results_path, "--threads", str(threads)]
         try:
             checked.append((label, full, key_of(full)[1]))
         except ValueError as error:

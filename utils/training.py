@@ -81,7 +81,7 @@ class Trainer:
             baseline = evaluate(self.model, self.dataset, -1, future=True)[:2] if self.args.eval_future else None
             self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
                              "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0,
-                             "global_step": 0, "where": [], "diagnostics": []}
+                             "global_step": 0, "predictions": [], "diagnostics": []}
         else:
             scheduler_state = self.restore(resume_state)
         self.stop_if_signalled()
@@ -94,15 +94,15 @@ class Trainer:
                 scheduler_state = None
         finally:
             self.events.close()
-        progress = self.progress
+        progress, predictions = self.progress, self.progress["predictions"]
         baseline_class_il, baseline_task_il = progress["baseline"] or (None, None)
-        accuracies = [old_new_accuracy(w["correct"], w["totals"]) for w in progress["where"]]
+        accuracies = [old_new_accuracy(p["correct"], p["totals"]) for p in predictions]
         return {"class_il": summarize(progress["class_rows"], baseline_class_il),
                 "task_il": summarize(progress["task_rows"], baseline_task_il),
                 "train_time_s": progress["train_time_s"], "skipped_steps": self.model.skipped_steps,
-                "recency_bias": [recency_bias(w["counts"]) for w in progress["where"]],
+                "recency_bias": [recency_bias(p["counts"]) for p in predictions],
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
-                "task_confusion": task_confusion(progress["where"][-1]["counts"]) if progress["where"] else None,
+                "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
                 "diagnostics": progress["diagnostics"]}
 
     def train_task(self, scheduler_state):
@@ -117,7 +117,7 @@ class Trainer:
             progress.update(task_started=True, epoch=0, step=0, order=None)
         n_batches = -(-len(indices) // args.batch_size)
         bar = tqdm(total=args.n_epochs * n_batches, initial=progress["epoch"] * n_batches + progress["step"],
-                   desc=f"Task {task + 1}/{n_tasks}", disable=args.non_verbose, leave=False, dynamic_ncols=True)
+                   desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet, leave=False, dynamic_ncols=True)
         while progress["epoch"] < args.n_epochs:
             if progress["order"] is None:
                 progress["order"] = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
@@ -135,7 +135,7 @@ class Trainer:
         class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
         progress["class_rows"].append(class_il)
         progress["task_rows"].append(task_il)
-        progress["where"].append(predictions)
+        progress["predictions"].append(predictions)
         progress["diagnostics"].append(self.model.diagnostics.read_task())
         self.events.task(progress["global_step"], class_il, task_il, predictions)
         progress.update(task=task + 1, task_started=False)
@@ -157,7 +157,7 @@ class Trainer:
         progress["global_step"] += 1
         self.steps_run += 1
         self.events.step(progress["global_step"], self.model)
-        if not self.args.non_verbose and progress["step"] % PROGRESS_EVERY == 1:
+        if not self.args.quiet and progress["step"] % PROGRESS_EVERY == 1:
             bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
