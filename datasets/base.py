@@ -5,6 +5,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from utils.tasks import class_order, relabel, task_of
+
 
 class DataError(Exception):
     """Data that cannot be found, downloaded or read; the message is the one line users see."""
@@ -24,9 +26,10 @@ class Splits(NamedTuple):
 class ContinualDataset:
     """Subclasses set the class attributes and implement load_splits() and get_backbone().
 
-    Task t holds classes [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK).
-    N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is divided by 10, restarting
-    at every task) are the published defaults used when the flags are not given. CONVOLUTIONAL: the
+    Task t holds labels [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK) of the run's class order
+    (utils/tasks.py): the classes as numbered with --class_order fixed, a per-seed permutation with seed.
+    N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is multiplied by --lr_gamma,
+    restarting at every task) are the published defaults used when the flags are not given. CONVOLUTIONAL: the
     backbone is a CNN (channels_last is then the default in fp32).
     """
     N_TASKS: int
@@ -75,8 +78,13 @@ class ContinualDataset:
                              K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2))
 
     def prepare(self, device, splits=None):
-        """Load the splits (or use the given ones) onto `device` and build the augmentation there."""
-        self.splits = Splits(*(t.to(device) for t in (splits or self.load_splits())))
+        """Load the splits (or use the given ones) onto `device`, their labels renumbered by the run's
+        class order, and build the augmentation there."""
+        splits = Splits(*(t.to(device) for t in (splits or self.load_splits())))
+        self.class_order = class_order(self.n_classes, getattr(self.args, "class_order", "fixed"),
+                                       getattr(self.args, "seed", 0))
+        self.splits = splits._replace(train_labels=relabel(splits.train_labels, self.class_order),
+                                      test_labels=relabel(splits.test_labels, self.class_order))
         self.augmentation = self.train_augmentation().to(device)
         self.strong = self.strong_augmentation().to(device)
         self.mean = torch.tensor(self.MEAN, device=device).view(1, -1, 1, 1)
@@ -84,7 +92,7 @@ class ContinualDataset:
 
     def task_indices(self, task, train=True):
         labels = self.splits.train_labels if train else self.splits.test_labels
-        return torch.nonzero(labels // self.N_CLASSES_PER_TASK == task).flatten()
+        return torch.nonzero(task_of(labels, self.N_CLASSES_PER_TASK) == task).flatten()
 
     def normalize(self, images):
         """uint8 images -> normalized float (evaluation transform)."""

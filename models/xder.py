@@ -21,6 +21,7 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from models.xder_losses import similarity_preserving_loss, supcon_loss
+from utils.tasks import task_of
 from utils.validators import non_negative_float, positive_float, positive_int
 
 
@@ -129,7 +130,7 @@ class XDer(ContinualModel):
     def own_head(self, logits, labels):
         """Each row's logits on the head of its own task, [B, classes_per_task]."""
         heads = torch.stack(logits.split(self.classes_per_task, dim=1), dim=1)
-        return heads[torch.arange(len(labels), device=labels.device), labels // self.classes_per_task]
+        return heads[torch.arange(len(labels), device=labels.device), task_of(labels, self.classes_per_task)]
 
     def observe(self, images, labels):
         """With --align_bn, from the second task on the stream forward, the second draw and the SupCon
@@ -170,7 +171,7 @@ class XDer(ContinualModel):
     @torch.no_grad()
     def refresh_logits(self, indices, labels, logits, outputs):
         """Update the present and future heads of past-task entries, the k-th time with probability 1/k."""
-        past = labels // self.classes_per_task < self.task
+        past = task_of(labels, self.classes_per_task) < self.task
         self.update_counter[indices[past]] += 1
         chosen = past & (torch.rand(len(indices), device=self.device) * self.update_counter[indices] < 1)
         updated = self.rescaled(logits[chosen], outputs[chosen], labels[chosen],
@@ -220,7 +221,7 @@ class XDer(ContinualModel):
             if task > 0:
                 logits = self.rescaled(logits, logits, labels[chosen], 0, task * self.classes_per_task)
             self.buffer.append(images[chosen], labels[chosen], logits)
-            past = torch.nonzero(self.buffer.labels[:self.buffer.size] // self.classes_per_task < task).flatten()
+            past = torch.nonzero(task_of(self.buffer.labels[:self.buffer.size], self.classes_per_task) < task).flatten()
             if len(past):
                 order = torch.randperm(self.buffer.size, device=self.device)
                 outputs = torch.empty_like(self.buffer.logits[:self.buffer.size])

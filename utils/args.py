@@ -40,6 +40,9 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
                      help="best: the published hyperparameters for this model, dataset and buffer size "
                           "(utils/best_configs.json); explicit flags override them")
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    run.add_argument("--class_order", choices=("fixed", "seed"), default="fixed",
+                     help="which classes form each task: fixed (the dataset's numbering, as the papers' benchmarks) "
+                          "or seed (a permutation drawn from --seed, a different split into tasks per seed)")
     run.add_argument("--device", type=device_name, default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     run.add_argument("--data_path", default="./data", help="where datasets are read and downloaded (default: ./data)")
     run.add_argument("--results_path", default="results", help="folder of results.jsonl (default: results)")

@@ -9,13 +9,15 @@ kept classes (e^m shares for `general`, 0 for `ninf`); grad_buffer/current: the 
 the current task's classes from the buffer cross-entropy rows (replay's counter-push); loss/<term>."""
 import torch
 
+from utils.tasks import task_of_classes
+
 STREAM = ("grad/old", "grad/current", "grad/future", "logit/old", "logit/current", "logit/future", "prob/masked")
 BUFFER = ("grad_buffer/current",)
 
 
 def class_groups(n_classes, classes_per_task, task, device):
     """Bool [3, C]: old, current, future classes for `task`."""
-    task_of_class = torch.arange(n_classes, device=device) // classes_per_task
+    task_of_class = task_of_classes(n_classes, classes_per_task, device)
     return torch.stack([task_of_class < task, task_of_class == task, task_of_class > task])
 
 

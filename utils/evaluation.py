@@ -2,6 +2,7 @@
 import torch
 
 from utils.metrics import accuracy
+from utils.tasks import task_of
 
 EVAL_BATCH = 512
 
@@ -30,7 +31,7 @@ def evaluate(model, dataset, last_trained, future=False):
         task_correct = (logits[:, task * cpt:(task + 1) * cpt].argmax(1) + task * cpt == labels).sum()
         class_il[task], task_il[task] = accuracy(class_correct, len(labels)), accuracy(task_correct, len(labels))
         if task <= last_trained:
-            confusion.append(torch.bincount(predicted // cpt, minlength=last_trained + 1).tolist())
+            confusion.append(torch.bincount(task_of(predicted, cpt), minlength=last_trained + 1).tolist())
             correct.append(int(class_correct))
             totals.append(len(labels))
     model.train(was_training)

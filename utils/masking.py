@@ -7,6 +7,8 @@ module holds what every mask is used with: the masked cross-entropy and the scop
 import torch
 import torch.nn.functional as F
 
+from utils.tasks import task_of, task_of_classes
+
 
 def masked_cross_entropy(logits, labels, keep, mask):
     """mean_i −log softmax(mask(z, keep))_i[y_i], computed in fp32 at least (fp64 stays fp64).
@@ -29,8 +31,8 @@ def label_kept(keep, labels):
 
 def task_keep(labels, classes_per_task, n_classes):
     """Scope `task`: keep[i, c] iff class c belongs to the task of labels[i]."""
-    task_of_class = torch.arange(n_classes, device=labels.device) // classes_per_task
-    return task_of_class[None, :] == (labels // classes_per_task)[:, None]
+    return task_of_classes(n_classes, classes_per_task, labels.device)[None, :] == \
+        task_of(labels, classes_per_task)[:, None]
 
 
 def ace_keep(labels, seen, n_classes):

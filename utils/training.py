@@ -21,6 +21,7 @@ from utils.metrics import summarize
 from utils.record import json_safe
 from utils.run_identity import default_checkpoint_dir
 from utils.signals import Interrupted, StopSignals
+from utils.tasks import task_of
 
 PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss
 
@@ -31,7 +32,7 @@ class NumericsError(Exception):
 
 def training_indices(model, dataset, task):
     if model.TRAINS_ON_SEEN_TASKS:
-        return torch.nonzero(dataset.splits.train_labels // dataset.N_CLASSES_PER_TASK <= task).flatten()
+        return torch.nonzero(task_of(dataset.splits.train_labels, dataset.N_CLASSES_PER_TASK) <= task).flatten()
     return dataset.task_indices(task)
 
 
