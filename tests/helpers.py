@@ -63,3 +63,16 @@ def interrupt_then_resume(monkeypatch, model_cls, at_step, flags):
     assert main.main(flags) == 143
     monkeypatch.setattr(model_cls, "observe", real_observe)
     return main.main(flags + ["--resume"])
+
+
+def parse(*argv):
+    """main.py's parse of argv: (args, model class, dataset class)."""
+    return main.parse_args(list(argv))
+
+
+def build_model(*argv, backbone=None):
+    """(model, dataset) on the CPU from main.py flags, with the dataset's backbone unless one is given."""
+    args, model_cls, dataset_cls = parse(*argv, "--device", "cpu")
+    dataset = dataset_cls(args)
+    dataset.prepare("cpu")
+    return model_cls(backbone or dataset.get_backbone(), args, dataset, "cpu"), dataset

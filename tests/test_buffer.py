@@ -33,12 +33,24 @@ def test_reservoir_keeps_every_item_with_probability_m_over_n():
     assert chi2 < stream + 4 * np.sqrt(2 * stream)
 
 
-def test_batch_larger_than_capacity_keeps_the_last_writer():
+def test_a_batch_is_inserted_as_one_by_one_insertion_would():
+    """Item k goes where Algorithm R sends it (slot k while filling, else r = floor(u·(k+1)) if r <
+    capacity), and of several items sent to one slot only the last keeps it. The uniforms u are the
+    ones the function draws (one per item, in order, from torch's generator)."""
     torch.manual_seed(1)
-    slots = reservoir_slots(0, 50, 5, "cpu")
-    chosen = slots[slots >= 0]
-    assert chosen[:5].tolist() == [0, 1, 2, 3, 4] or len(set(chosen.tolist())) == len(chosen)
-    assert len(set(chosen.tolist())) == len(chosen)
+    uniforms = torch.rand(50).tolist()
+    torch.manual_seed(1)
+    slots = reservoir_slots(3, 50, 5, "cpu").tolist()
+    expected = [-1] * 50
+    holder = {}
+    for item, u in enumerate(uniforms):
+        position = 3 + item
+        target = position if position < 5 else int(u * (position + 1))
+        if target < 5:
+            holder[target] = item  # a later item overwrites an earlier one
+    for slot, item in holder.items():
+        expected[item] = slot
+    assert slots == expected and sorted(s for s in slots if s >= 0) == sorted(holder)
 
 
 def test_storage_dtypes_and_named_samples():

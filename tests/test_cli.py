@@ -89,7 +89,7 @@ def test_bare_help_imports_no_torch():
     assert result.returncode == 0, result.stderr
 
 
-# Issue 9, items 6, 7, 9, 10, 14
+# refusals of bad flags and values
 
 @pytest.mark.parametrize("spelling", ["-inf", "-Infinity", "-INF", "-infinity", "-iNfInItY"])
 def test_every_float_spelling_of_minus_infinity_is_a_mask_value(spelling):

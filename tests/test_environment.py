@@ -1,5 +1,6 @@
-"""Issue 12, items 5-8: bf16 refused on a CPU without native bf16 (capability faked both ways), FWT and
-future rows exactly with --eval_future, channels_last by default where it pays, the environment fields."""
+"""utils/environment.py and the device flags: bf16 refused on a CPU without native bf16 (capability faked
+both ways, and checked against the CPU's flags), FWT and future rows exactly with --eval_future,
+channels_last by default where it pays, the environment fields of a results line."""
 import pytest
 
 import main
@@ -23,9 +24,15 @@ def test_amp_on_the_cpu_follows_the_native_bf16_capability(monkeypatch, capsys, 
     assert "--amp" in err and "no native bf16" in err and "10x slower" in err and "drop --amp" in err
 
 
-def test_capability_is_asked_of_torch():
-    import torch
-    assert utils.environment.cpu_has_native_bf16() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+def test_capability_agrees_with_the_cpu_flags():
+    """Native bf16 is AVX-512 BF16 or AMX-BF16 in the kernel's CPU flags (an x86 Linux machine)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no x86 CPU flags in /proc/cpuinfo")
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert utils.environment.cpu_has_native_bf16() == native
 
 
 def test_future_rows_and_fwt_exactly_with_eval_future(tmp_path):

@@ -1,4 +1,5 @@
-"""Mask forward values and gradients against the formulas of DESIGN.md, in float64."""
+"""Mask forward values and gradients against the formulas of the README's mask table (and each mask's
+docstring), in float64."""
 import math
 
 import numpy as np

@@ -35,25 +35,27 @@ def test_wrapper_returns_fp32_logits_in_channels_last():
 
 
 @pytest.mark.parametrize("name", MASKS.names())
-def test_masks_are_exact_under_autocast(name):
+def test_masks_on_bf16_logits_under_autocast_are_the_fp32_computation(name):
+    """A network under bf16 autocast hands the loss bf16 logits: the mask and the cross-entropy must
+    run in fp32 on those values (the same loss and gradient as on their fp32 copy, outside autocast)."""
     torch.manual_seed(0)
-    logits = torch.randn(6, 10).to(torch.bfloat16).float()
+    logits = torch.randn(6, 10).to(torch.bfloat16)
     labels = torch.tensor([0, 1, 2, 3, 8, 9])
     keep = task_keep(labels, 2, 10)
     options = {"counts": torch.arange(1, 11)} if name == "balanced" else {}
     value = -1.5 if name in ("general", "stopgrad") else None
 
-    def loss_and_grad(autocast):
-        z = logits.clone().requires_grad_(True)
+    def loss_and_grad(z, autocast):
+        z = z.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = masked_cross_entropy(z, labels, keep, build_mask(name, value, **options))
         loss.backward()
         return loss, z.grad
 
-    loss, grad = loss_and_grad(True)
-    reference_loss, reference_grad = loss_and_grad(False)
-    assert loss.dtype == torch.float32
-    assert torch.equal(loss, reference_loss) and torch.equal(grad, reference_grad)
+    loss, grad = loss_and_grad(logits, True)
+    reference_loss, reference_grad = loss_and_grad(logits.float(), False)
+    assert loss.dtype == torch.float32 and grad.dtype == torch.bfloat16
+    assert torch.equal(loss, reference_loss) and torch.equal(grad, reference_grad.to(torch.bfloat16))
 
 
 def test_fp16_needs_cuda(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Published reference figures (utils/published_results.json, each entry citing its paper and table)
-and the README's reference table rendered from them."""
+and the reference table rendered from them (docs/reference-results.md shows it)."""
 import json
 import os
 

@@ -1,4 +1,4 @@
-"""The README's model, dataset and mask examples, dropped into a copy of the repo, run."""
+"""docs/extending.md's model, dataset and mask examples, dropped into a copy of the repo, run."""
 import re
 import shutil
 
@@ -6,15 +6,15 @@ from tests.conftest import ROOT
 from tests.helpers import read_records, run_cli
 
 
-def readme_files():
-    """{relative path: code} of the README's python blocks whose first line is '# <path>.py'."""
-    with open(f"{ROOT}/README.md", encoding="utf-8") as f:
+def example_files():
+    """{relative path: code} of docs/extending.md's python blocks whose first line is '# <path>.py'."""
+    with open(f"{ROOT}/docs/extending.md", encoding="utf-8") as f:
         blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
     return {block.split("\n", 1)[0][2:]: block for block in blocks if re.match(r"# [\w/]+\.py\n", block)}
 
 
-def test_readme_examples_run_when_dropped_in(tmp_path):
-    files = readme_files()
+def test_extending_examples_run_when_dropped_in(tmp_path):
+    files = example_files()
     assert set(files) == {"models/er_separate.py", "datasets/seq_digits_halves.py", "utils/masks/offset.py"}
     repo = tmp_path / "repo"
     ignored = shutil.ignore_patterns(".git", "__pycache__", "results", "data", ".pytest_cache")

@@ -1,4 +1,4 @@
-"""Issue 9: results never lost or written twice, checkpoints of distinct runs never shared, resume of
+"""utils/run.py and main.py: results never lost or written twice, checkpoints of distinct runs never shared, resume of
 finished and not-yet-started runs, read-only data, resume position and early signals, exact accuracies,
 run identity in the results line."""
 import json
@@ -32,7 +32,7 @@ def exit_line(capsys, argv):
     return err
 
 
-# 1. results path
+# results path
 
 def test_results_path_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     blocker = tmp_path / "results"
@@ -81,7 +81,7 @@ def test_disk_failing_at_the_end_keeps_the_record(tmp_path, monkeypatch, capsys)
     assert record["model"] == "er" and len(record["class_il"]["matrix"]) == 5
 
 
-# 2. default checkpoint folders
+# default checkpoint folders
 
 def test_default_checkpoint_folder_differs_for_every_flag_that_changes_the_run():
     base = ["--model", "der", "--buffer_size", "20", "--device", "cpu"]
@@ -94,7 +94,7 @@ def test_default_checkpoint_folder_differs_for_every_flag_that_changes_the_run()
     assert default_checkpoint_dir(same) == folders[0]
 
 
-# 3, 4. resume of a finished run, of a run with no checkpoint yet
+# resume of a finished run, of a run with no checkpoint yet
 
 def test_resume_of_a_finished_run_appends_nothing(tmp_path, capsys):
     flags = SHORT + ["--checkpoint_dir", str(tmp_path / "ckpt")]
@@ -126,7 +126,7 @@ def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tmp_path, 
     assert len(checkpoint_paths(os.path.join(tmp_path, default_checkpoint_dir(parse_args(SHORT)[0])))) == 2
 
 
-# 5. read-only data
+# read-only data
 
 def deny_writes_under(monkeypatch, folder):
     """A read-only mount, as root sees it too: os.access refuses W_OK below `folder`."""
@@ -179,7 +179,7 @@ def test_tinyimg_cache_in_a_read_only_folder_warns_and_loads(tmp_path, monkeypat
     assert not any(name.startswith("cache_") for name in os.listdir(folder))
 
 
-# 11. resume position, signals before the first step
+# resume position, signals before the first step
 
 def test_resume_says_where_it_continues(tmp_path, monkeypatch, capsys):
     from models.er import Er
@@ -202,7 +202,7 @@ def test_signal_before_the_first_step_says_nothing_was_trained(tmp_path, monkeyp
     assert sorted(os.listdir(tmp_path)) == []
 
 
-# 12. exact accuracies
+# exact accuracies
 
 def test_accuracies_are_exact_quotients_of_counts(tmp_path):
     assert accuracy(4, 5) == 80.0 and accuracy(1, 3) == 100 / 3
@@ -218,7 +218,7 @@ def test_accuracies_are_exact_quotients_of_counts(tmp_path):
                 assert value == 100 * round(value * sizes[task] / 100) / sizes[task]
 
 
-# 13. run identity
+# run identity
 
 def test_results_line_has_start_time_and_run_id(tmp_path):
     first, second = run_main(tmp_path, *SHORT), run_main(tmp_path, *SHORT, "--rerun")
