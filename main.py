@@ -33,6 +33,7 @@ def main(argv=None):
 
 
 def run(args, argv, model_cls, dataset_cls, signals):
+    from backbone.heads import HeadError
     from datasets.base import DataError
     from utils.checkpoint import CheckpointError
     from utils.run import load_resume_state, recorded_line, start_clean, train_to_record, write_record
@@ -62,6 +63,8 @@ def run(args, argv, model_cls, dataset_cls, signals):
         return fail(f"--resume: {error}", 2)
     except DataError as error:
         return fail(f"--dataset {args.dataset}: {error}", 2)
+    except HeadError as error:
+        return fail(f"argument --head: {args.head} {error}", 2)
     except NumericsError as error:
         return fail(str(error), 3)
     except Interrupted as stop:

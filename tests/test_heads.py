@@ -48,3 +48,50 @@ def test_er_ace_uses_the_cosine_head_by_default_and_any_model_can():
     assert isinstance(model.net.net.classifier, CosineClassifier)
     model, _ = build_model("--model", "er_ace", "--buffer_size", "10", "--head", "linear")
     assert isinstance(model.net.net.classifier, nn.Linear)
+
+
+def test_the_simplex_head_is_a_fixed_regular_simplex():
+    head = with_head(MLP(64, 10), "rpc").classifier
+    vertices = head.weight[:, :9]
+    gram = vertices @ vertices.T
+    assert torch.allclose(gram.diagonal(), torch.ones(10), atol=1e-6)
+    off = gram[~torch.eye(10, dtype=torch.bool)]
+    assert torch.allclose(off, torch.full_like(off, -1 / 9), atol=1e-6)  # equiangular, centred at 0
+    assert torch.all(head.weight[:, 9:] == 0) and not list(head.parameters())
+
+
+def test_the_fno_head_is_non_negative_orthogonal_with_one_trained_scale():
+    torch.manual_seed(0)
+    head = with_head(MLP(64, 10), "fno").classifier
+    base = head.base
+    assert torch.all(base >= 0) and torch.allclose(base @ base.T, torch.eye(10), atol=1e-6)
+    assert sorted((base > 0).sum(1).tolist()) == [10] * 10  # 100 features, 10 disjoint blocks of 10
+    assert [name for name, _ in head.named_parameters()] == ["scale"]
+    features = torch.rand(4, 100)
+    assert torch.allclose(head(features), features @ base.T)
+
+
+@pytest.mark.parametrize("head", ["rpc", "fno"])
+def test_fixed_heads_never_change_while_every_model_trains(tmp_path, head):
+    from tests.helpers import run_main
+    record = run_main(tmp_path, "--model", "derpp", "--mask", "ninf", "--buffer_size", "20", "--n_epochs", "1",
+                      "--head", head)
+    assert record["args"]["head"] == head and record["task_il"]["final_avg"] > 70  # chance: 50
+    model, dataset = build_model("--model", "er", "--buffer_size", "20", "--head", head)
+    fixed = dict(model.net.net.classifier.named_buffers())
+    before = {name: tensor.clone() for name, tensor in fixed.items()}
+    indices = dataset.task_indices(0)[:10]
+    model.begin_task(0, dataset.splits.train_labels[indices])
+    for _ in range(3):
+        model.observe(dataset.splits.train_images[indices], dataset.splits.train_labels[indices])
+    assert all(torch.equal(before[name], fixed[name]) for name in fixed)
+
+
+def test_a_fixed_head_too_wide_for_the_backbone_is_one_line(tmp_path, capsys):
+    import main
+    from tests.test_cifar100_tinyimg import write_cifar100
+    write_cifar100(tmp_path)
+    assert main.main(["--model", "er", "--dataset", "seq-cifar100", "--nf", "2", "--buffer_size", "20", "--head",
+                      "rpc", "--data_path", str(tmp_path), "--results_path", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "argument --head: rpc needs at least 99 features for 100 classes" in err and err.count("\n") == 1

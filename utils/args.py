@@ -34,8 +34,9 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     run.add_argument("--lr_gamma", type=positive_float, default=0.1,
                      help="lr factor at each of --lr_milestones (default: 0.1)")
     run.add_argument("--head", choices=HEADS,
-                     help="classifier head: linear, or cosine (scale 10, no bias; ER-ACE's original head) "
-                          "(default: the model's own)")
+                     help="classifier head: linear; cosine (scale 10, no bias; ER-ACE's original head); rpc (a "
+                          "fixed regular simplex); fno (fixed non-negative orthogonal class vectors, one trained "
+                          "scale) (default: the model's own)")
     run.add_argument("--config", choices=("best",),
                      help="best: the published hyperparameters for this model, dataset and buffer size "
                           "(utils/best_configs.json); explicit flags override them")
