@@ -6,9 +6,10 @@ from torch import nn
 from backbone.heads import with_head
 from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
+from utils.calibrations import CALIBRATIONS
 from utils.diagnostics import Diagnostics
-from utils.masking import ace_keep, label_kept, masked_cross_entropy, masked_logits, task_keep
-from utils.masks.base import build_mask
+from utils.masking import ace_keep, label_kept, masked_cross_entropy, masked_logits, new_keep, past_keep, task_keep
+from utils.masks.base import mask_from_args
 
 
 class NonFiniteLoss(Exception):
@@ -43,7 +44,8 @@ class ContinualModel(nn.Module):
         self.classes_per_task = dataset.N_CLASSES_PER_TASK
         self.n_tasks = dataset.N_TASKS
         self.strong_augment = dataset.augment_strong
-        self.mask = build_mask(args.mask, args.mask_value)
+        self.mask = mask_from_args(args)
+        self.calibration = CALIBRATIONS.get(args.calibration).from_args(args)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
         self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
@@ -52,13 +54,21 @@ class ContinualModel(nn.Module):
         self.finite_logits = torch.ones((), dtype=torch.bool, device=device)
         self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
         self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
+        self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
 
     @staticmethod
     def add_args(parser):
         """Flags of this model (none by default)."""
 
     def forward(self, x):
-        return self.net(x)
+        """The evaluation's logits (training forwards call self.net): the network's, through the calibration
+        in eval mode."""
+        logits = self.net(x)
+        return logits if self.training else self.calibration.adjust(logits, self)
+
+    def calibrate(self, task):
+        """Called by the training loop after end_task(): the calibration's task-end correction."""
+        self.calibration.end_task(self, task)
 
     def begin_task(self, task, train_labels):
         """Start `task`; train_labels are the labels it trains on (class counts for `balanced`)."""
@@ -78,24 +88,39 @@ class ContinualModel(nn.Module):
         """keep [B, C] of stream rows under --mask_scope."""
         if self.args.mask_scope == "task":
             return task_keep(labels, self.classes_per_task, self.n_classes)
+        if self.args.mask_scope == "new":
+            return new_keep(labels, self.task, self.classes_per_task, self.n_classes)
         self.seen_classes[labels] = True
         if self.task == 0 and not getattr(self.args, "task_free", False):  # only er_ace declares --task_free
             return torch.ones(len(labels), self.n_classes, dtype=torch.bool, device=labels.device)
         return ace_keep(labels, self.seen_classes, self.n_classes)
 
     def stream_loss(self, logits, labels):
-        """CE through the mask: the mask's place in every model."""
+        """CE through the mask, plus the mask's own extra term if it has one: the mask's place in every model."""
         self.finite_logits = torch.isfinite(logits).all()
+        self.observe_labels(labels)
         keep = label_kept(self.stream_keep(labels), labels)
-        masked = masked_logits(self.diagnostics.observe_stream(logits, self.task), labels, keep, self.mask)
+        observed = self.diagnostics.observe_stream(logits, self.task)
+        masked = masked_logits(observed, labels, keep, self.mask)
         self.diagnostics.observe_masked(masked, keep)
-        return F.cross_entropy(masked, labels)
+        extra = self.mask.extra_loss(observed.float(), labels, self.task, self.classes_per_task)
+        return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
+
+    def observe_labels(self, labels):
+        """The labels of rows this step trains on (stream and replay), for label-count based masks and
+        calibrations."""
+        self.trained_label_counts += torch.bincount(labels, minlength=self.n_classes)
+        self.mask.observe_labels(labels)
 
     def buffer_loss(self, logits, labels):
-        """Buffer CE: plain, or masked with task scope under --mask_buffer."""
+        """Buffer CE: plain, or masked under --mask_buffer with --buffer_scope (task: each row's own task's
+        classes; past: the classes of every task before the current one; a row's label is always kept)."""
         logits = self.diagnostics.observe_buffer(logits, self.task)
         if self.args.mask_buffer:
-            keep = task_keep(labels, self.classes_per_task, logits.shape[1])
+            if self.args.buffer_scope == "past":
+                keep = past_keep(labels, self.task, self.classes_per_task, logits.shape[1])
+            else:
+                keep = task_keep(labels, self.classes_per_task, logits.shape[1])
             return masked_cross_entropy(logits, labels, keep, self.mask)
         return F.cross_entropy(logits.float(), labels)
 
@@ -105,7 +130,15 @@ class ContinualModel(nn.Module):
 
     def draw(self):
         """A buffer draw of --minibatch_size samples, or None while the buffer is empty."""
-        return None if self.buffer.is_empty() else self.buffer.sample(self.args.minibatch_size)
+        if self.buffer.is_empty():
+            return None
+        draw = self.buffer.sample(self.args.minibatch_size)
+        self.observe_labels(draw.labels)
+        return draw
+
+    def begin_step(self):
+        """Called by the training loop before each observe()."""
+        self.mask.begin_step()
 
     def remember(self, images, labels, logits=None):
         """Reservoir-insert the non-augmented stream batch."""

@@ -76,3 +76,17 @@ def build_model(*argv, backbone=None):
     dataset = dataset_cls(args)
     dataset.prepare("cpu")
     return model_cls(backbone or dataset.get_backbone(), args, dataset, "cpu"), dataset
+
+
+def mask_at_a_step(name, value, labels, n_classes):
+    """The mask as a model holds it during a step: class counts 1..C given at the task start, the step's
+    labels observed."""
+    import torch
+
+    from utils.masks.base import build_mask
+
+    mask = build_mask(name, value)
+    mask.update_class_counts(torch.arange(1, n_classes + 1))
+    mask.begin_step()
+    mask.observe_labels(labels)
+    return mask

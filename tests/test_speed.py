@@ -8,10 +8,9 @@ import torch
 from backbone.precision import PrecisionWrapper
 from backbone.resnet18 import ResNet18
 from tests.conftest import ROOT
-from tests.helpers import all_finite, run_main
+from tests.helpers import all_finite, mask_at_a_step, run_main
 from utils.masking import masked_cross_entropy, task_keep
 from utils.masks import MASKS
-from utils.masks.base import build_mask
 
 
 @pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])
@@ -42,13 +41,12 @@ def test_masks_on_bf16_logits_under_autocast_are_the_fp32_computation(name):
     logits = torch.randn(6, 10).to(torch.bfloat16)
     labels = torch.tensor([0, 1, 2, 3, 8, 9])
     keep = task_keep(labels, 2, 10)
-    options = {"counts": torch.arange(1, 11)} if name == "balanced" else {}
-    value = -1.5 if name in ("general", "stopgrad") else None
+    value = -1.5 if MASKS.get(name).USES_VALUE else None
 
     def loss_and_grad(z, autocast):
         z = z.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = masked_cross_entropy(z, labels, keep, build_mask(name, value, **options))
+            loss = masked_cross_entropy(z, labels, keep, mask_at_a_step(name, value, labels, 10))
         loss.backward()
         return loss, z.grad
 

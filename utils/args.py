@@ -13,8 +13,8 @@ from utils.validators import (
 )
 
 
-def add_experiment_args(parser, models, datasets, masks, default_dataset):
-    """Flags every run has; `models`, `datasets`, `masks` are the registered names."""
+def add_experiment_args(parser, models, datasets, masks, calibrations, default_dataset):
+    """Flags every run has; `models`, `datasets`, `masks`, `calibrations` are the registered names."""
     run = parser.add_argument_group("experiment")
     run.add_argument("--model", required=True, choices=models, help="continual model")
     run.add_argument("--dataset", default=default_dataset, choices=datasets,
@@ -84,8 +84,14 @@ def add_experiment_args(parser, models, datasets, masks, default_dataset):
     mask.add_argument("--mask_value", type=mask_value,
                       help=f"m of `general` and `stopgrad` (refused for other masks): {MASK_VALUE_ALLOWED} "
                            f"(default: {DEFAULT_MASK_VALUE})")
-    mask.add_argument("--mask_scope", choices=("task", "ace"),
-                      help="classes a stream row keeps: task (its own task's) or ace (batch + unseen); "
-                           "default: the model's own")
+    mask.add_argument("--mask_scope", choices=("task", "ace", "new"),
+                      help="classes a stream row keeps: task (its own task's), ace (batch + unseen) or new (the "
+                           "current and later tasks'); default: the mask's own where it has one, else the model's")
+    mask.add_argument("--calibration", choices=calibrations, default="none",
+                      help="a correction of recency bias at task ends or at evaluation, for replay models "
+                           "(default: none)")
     mask.add_argument("--mask_buffer", action="store_true",
-                      help="also mask the buffer cross-entropy terms (task scope)")
+                      help="also mask the buffer cross-entropy terms (with --buffer_scope)")
+    mask.add_argument("--buffer_scope", choices=("task", "past"), default="task",
+                      help="classes a buffer row keeps under --mask_buffer: task (its own task's) or past (every "
+                           "task before the current one: SS-IL's replay softmax, Ahn et al. 2021) (default: task)")

@@ -17,9 +17,10 @@ RENAMED = {"--m": "--margin", "--non_verbose": "--quiet"}  # old flag -> its nam
 def registries():
     from datasets import DATASETS
     from models import MODELS
+    from utils.calibrations import CALIBRATIONS
     from utils.masks import MASKS
 
-    return ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"))
+    return ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"), (CALIBRATIONS, "--calibration"))
 
 
 def catalogue():
@@ -97,7 +98,7 @@ def unknown_flag_message(extras, parser, args):
 def parse_args(argv, raise_errors=False):
     """Validated args with every default resolved, and the model and dataset classes; a refusal exits
     with one line and status 2, or with raise_errors is a FlagError."""
-    parser, (model_cls, dataset_cls, _) = build_parser(argv, raise_errors)
+    parser, (model_cls, dataset_cls, _, _) = build_parser(argv, raise_errors)
     args, extras = parser.parse_known_args(argv)
     if extras:
         parser.error(unknown_flag_message(extras, parser, args))
@@ -117,8 +118,10 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     check_data_path(parser, args.data_path)
     if args.log_dir:
         check_log_dir(parser, args.log_dir)
+    from utils.masks import MASKS
+
     args.mask = args.mask or model_cls.DEFAULT_MASK
-    args.mask_scope = args.mask_scope or model_cls.DEFAULT_SCOPE
+    args.mask_scope = args.mask_scope or MASKS.get(args.mask).SCOPE or model_cls.DEFAULT_SCOPE
     args.head = args.head or model_cls.DEFAULT_HEAD
     args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
     args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
@@ -126,6 +129,8 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
     resolve_buffer(parser, args, model_cls)
     resolve_mask_value(parser, args)
+    check_buffer_scope(parser, args)
+    check_calibration(parser, args, model_cls)
     resolve_device(parser, args, dataset_cls)
     if args.resume and not args.checkpoint_dir:
         from utils.run_identity import default_checkpoint_dir
@@ -171,6 +176,27 @@ def resolve_buffer(parser, args, model_cls):
         parser.error(f"argument --minibatch_size: {args.minibatch_size} is not allowed: a draw holds at most "
                      f"--buffer_size {args.buffer_size} samples")
     args.minibatch_size = args.minibatch_size or min(args.batch_size, args.buffer_size)
+
+
+def check_calibration(parser, args, model_cls):
+    """A correction of recency bias is for replay models, and some only for the head they are defined on."""
+    from utils.calibrations import CALIBRATIONS
+
+    if args.calibration == "none":
+        return
+    if not model_cls.NEEDS_BUFFER:
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed with model {args.model}: "
+                     f"a correction of recency bias is for the replay models")
+    heads = CALIBRATIONS.get(args.calibration).HEADS
+    if heads and args.head not in heads:
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed with --head {args.head}: it is "
+                     f"defined for the {', '.join(heads)} head")
+
+
+def check_buffer_scope(parser, args):
+    if args.buffer_scope != "task" and not args.mask_buffer:
+        parser.error(f"argument --buffer_scope: {args.buffer_scope!r} is not allowed without --mask_buffer, "
+                     f"which it applies to")
 
 
 def resolve_mask_value(parser, args):

@@ -35,6 +35,16 @@ def task_keep(labels, classes_per_task, n_classes):
         task_of(labels, classes_per_task)[:, None]
 
 
+def new_keep(labels, task, classes_per_task, n_classes):
+    """Scope `new`: the classes of the current task and every later one (LODE's new classes)."""
+    return (task_of_classes(n_classes, classes_per_task, labels.device) >= task).expand(len(labels), n_classes)
+
+
+def past_keep(labels, task, classes_per_task, n_classes):
+    """Buffer scope `past`: the classes of every task before the current one (SS-IL's replay softmax)."""
+    return (task_of_classes(n_classes, classes_per_task, labels.device) < task).expand(len(labels), n_classes)
+
+
 def ace_keep(labels, seen, n_classes):
     """Scope `ace` (Caccia et al. 2022): classes present in the batch plus classes never seen.
 

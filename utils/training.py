@@ -132,6 +132,7 @@ class Trainer:
                 self.checkpoint(args.checkpoint_dir)
         bar.close()
         self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
+        self.model.calibrate(task)
         self.account_time()
         class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
         progress["class_rows"].append(class_il)
@@ -149,6 +150,7 @@ class Trainer:
     def train_step(self, batch, bar):
         progress, splits = self.progress, self.dataset.splits
         try:
+            self.model.begin_step()
             loss = self.model.observe(splits.train_images[batch], splits.train_labels[batch])
         except NonFiniteLoss as error:
             raise NumericsError(f"non-finite loss or logits at task {progress['task'] + 1}, epoch "

@@ -21,11 +21,19 @@ def resolve_mask_value(name, value):
 class Mask:
     """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place).
 
-    USES_VALUE: the mask reads m (`--mask_value`); others refuse one."""
+    USES_VALUE: the mask reads m (`--mask_value`); others refuse one. SCOPE: the stream scope the mask
+    is defined with (None: the model's), used unless --mask_scope is given. A stream-loss variant that
+    is more than a rewrite of the logits adds its other terms in extra_loss()."""
     USES_VALUE = False
+    SCOPE = None
 
     def __init__(self, value=None):
         self.value = resolve_mask_value(self.NAME, value)
+
+    @classmethod
+    def from_args(cls, args):
+        """The mask a run's flags describe (its own flags included)."""
+        return cls(value=args.mask_value)
 
     @staticmethod
     def add_args(parser):
@@ -33,6 +41,16 @@ class Mask:
 
     def update_class_counts(self, counts):
         """Called at each task start with n_j, the class counts of the training distribution."""
+
+    def begin_step(self):
+        """Called before each training step."""
+
+    def observe_labels(self, labels):
+        """Called with the labels of the rows a step trains on (stream and replay), before its loss."""
+
+    def extra_loss(self, logits, labels, task, classes_per_task):
+        """A term added to the stream cross-entropy (None: none), from the unmasked stream logits."""
+        return None
 
     def state_dict(self):
         """What a checkpoint must keep of this mask (nothing by default)."""
@@ -43,6 +61,11 @@ class Mask:
 
     def __call__(self, logits, keep):
         raise NotImplementedError
+
+
+def mask_from_args(args):
+    """The mask of a run: --mask with --mask_value and the mask's own flags."""
+    return MASKS.get(args.mask).from_args(args)
 
 
 def build_mask(name, value=None, **options):

@@ -1,0 +1,148 @@
+"""The other cures of recency bias against direct formulas: LODE's two terms and their gradient, LAS's window
+counts after a known sequence of batches, SS-IL's two softmaxes (buffer scope past), weight aligning's norms,
+post-hoc logit adjustment (predictions change, training does not); every replay model with each correction
+runs; the refusals."""
+import math
+
+import pytest
+import torch
+
+import main
+from models import MODELS
+from tests.helpers import build_model, run_main
+from utils.calibrations import CALIBRATIONS
+from utils.masking import masked_cross_entropy, past_keep
+from utils.masks.base import build_mask
+
+# 3 tasks × 2 classes; the current task is task 1 (classes 2, 3); new = classes 2..5
+LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)
+LABELS = torch.tensor([2, 3])
+REPLAY = [n for n in MODELS.names() if MODELS.get(n).NEEDS_BUFFER]
+
+
+def test_lode_is_the_new_class_ce_plus_rho_over_t_times_the_old_vs_new_ce():
+    mask = build_mask("lode", rho=0.3)
+    z = LOGITS.clone().requires_grad_(True)
+    keep = torch.tensor([[False, False, True, True, True, True]] * 2)
+    loss = masked_cross_entropy(z, LABELS, keep, mask) + mask.extra_loss(z, LABELS, 1, 2)
+    loss.backward()
+    expected, grads = 0.0, torch.zeros_like(LOGITS)
+    for i, (row, y) in enumerate(zip(LOGITS.tolist(), LABELS.tolist())):
+        old, new = row[:2], row[2:]
+        lse_old, lse_new = math.log(sum(map(math.exp, old))), math.log(sum(map(math.exp, new)))
+        intra = -(row[y] - lse_new)
+        inter = -(lse_new - math.log(math.exp(lse_old) + math.exp(lse_new)))
+        expected += (intra + 0.3 / 1 * inter) / 2
+        p_old = math.exp(lse_old) / (math.exp(lse_old) + math.exp(lse_new))  # the inter softmax's old side
+        for j in range(6):
+            within = math.exp(row[j] - (lse_old if j < 2 else lse_new))
+            g_inter = 0.3 * (p_old * within if j < 2 else -p_old * within)
+            g_intra = 0.0 if j < 2 else within - (j == y)
+            grads[i, j] = (g_intra + g_inter) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert torch.allclose(z.grad, grads, atol=1e-12)
+    assert mask.extra_loss(z, LABELS, 0, 2) is None  # the first task: the plain CE (scope new keeps all)
+
+
+def test_lode_with_rho_zero_is_negative_infinity_masking_of_the_old_classes(tmp_path):
+    flags = ("--model", "der", "--buffer_size", "20", "--n_epochs", "1")
+    lode = run_main(tmp_path / "lode", *flags, "--mask", "lode", "--rho", "0")
+    ninf = run_main(tmp_path / "ninf", *flags, "--mask", "ninf", "--mask_scope", "new")
+    assert lode["args"]["mask_scope"] == "new" and lode["class_il"]["matrix"] == ninf["class_il"]["matrix"]
+
+
+def test_las_counts_the_labels_of_the_last_window_steps():
+    mask = build_mask("las", tau=0.5, window=2)
+    mask.update_class_counts(torch.zeros(4))
+    steps = [torch.tensor([0, 0, 1]), torch.tensor([1, 2]), torch.tensor([2, 2, 2])]
+    for labels in steps:
+        mask.begin_step()
+        mask.observe_labels(labels[:1])
+        mask.observe_labels(labels[1:])  # stream and replay rows of one step, told apart
+    counts = torch.tensor([0.0, 1.0, 4.0, 0.0])  # steps 2 and 3 only
+    z = torch.zeros(2, 4)
+    expected = z + 0.5 * counts.log()
+    assert torch.equal(mask(z, torch.ones(2, 4, dtype=torch.bool)), expected)
+    assert mask(z, None)[0, 0] == float("-inf")  # absent from the window: masked in effect
+
+
+def test_ss_il_replay_rows_take_a_softmax_over_the_old_classes():
+    labels = torch.tensor([0, 3])  # a row of task 0, and one of task 1 (the current task is 2: old = 0..3)
+    keep = past_keep(labels, 2, 2, 6)
+    assert keep.tolist() == [[True] * 4 + [False] * 2] * 2
+    loss = masked_cross_entropy(LOGITS, labels, keep, build_mask("ninf"))
+    expected = -(LOGITS[:, :4].log_softmax(1)[torch.arange(2), labels]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_weight_aligning_gives_the_new_rows_the_old_rows_mean_norm():
+    model, _ = build_model("--model", "der", "--buffer_size", "20", "--calibration", "wa")
+    weight = model.net.net.classifier.weight
+    with torch.no_grad():
+        weight[4:6] *= 5  # task 2's rows grew
+    before = weight.detach().clone()
+    model.calibrate(2)
+    norms = weight.detach().norm(dim=1)
+    assert norms[4:6].mean().item() == pytest.approx(norms[:4].mean().item(), rel=1e-6)
+    assert torch.equal(weight[:4], before[:4]) and torch.equal(weight[6:], before[6:])
+    ratio = (weight[4:6] / before[4:6]).flatten()
+    assert torch.allclose(ratio, ratio[:1].expand_as(ratio))  # one scale for the whole new task
+    aligned = weight.detach().clone()
+    model.calibrate(0)  # nothing to align after the first task
+    assert torch.equal(weight.detach(), aligned)
+
+
+def test_post_hoc_adjustment_changes_predictions_and_not_training(tmp_path):
+    flags = ("--model", "der", "--buffer_size", "20", "--n_epochs", "1")
+    plain = run_main(tmp_path / "plain", *flags)
+    adjusted = run_main(tmp_path / "adjusted", *flags, "--calibration", "posthoc_la")
+    assert adjusted["class_il"]["matrix"] != plain["class_il"]["matrix"]
+    assert adjusted["diagnostics"] == plain["diagnostics"]  # every training step's losses and gradients
+    model, _ = build_model(*flags, "--calibration", "posthoc_la", "--la_tau", "2")
+    model.trained_label_counts[:] = torch.tensor([4.0, 4, 2, 0, 0, 0, 0, 0, 0, 0])
+    z = torch.randn(3, 10)
+    model.eval()
+    adjusted = model.calibration.adjust(z, model)
+    prior = torch.tensor([0.4, 0.4, 0.2])
+    assert torch.allclose(adjusted[:, :3], z[:, :3] - 2 * prior.log())
+    assert torch.all(adjusted[:, 3:] == float("-inf"))
+
+
+@pytest.mark.parametrize("calibration", [c for c in CALIBRATIONS.names() if c != "none"])
+@pytest.mark.parametrize("model", REPLAY)
+def test_every_replay_model_runs_with_each_correction(tmp_path, model, calibration):
+    heads = CALIBRATIONS.get(calibration).HEADS
+    if heads and MODELS.get(model).DEFAULT_HEAD not in heads:
+        pytest.skip(f"{calibration} is refused with {model}'s default head (tested below)")
+    record = run_main(tmp_path, "--model", model, "--buffer_size", "20", "--n_epochs", "1", "--calibration",
+                      calibration)
+    assert record["args"]["calibration"] == calibration and math.isfinite(record["class_il"]["final_avg"])
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--model", "sgd", "--calibration", "wa"], ("--calibration", "model sgd", "replay models")),
+    (["--model", "er_ace", "--buffer_size", "20", "--calibration", "wa"], ("--head cosine", "linear")),
+    (["--model", "der", "--buffer_size", "20", "--head", "rpc", "--calibration", "wa"], ("--head rpc",)),
+    (["--model", "der", "--buffer_size", "20", "--buffer_scope", "past"], ("--buffer_scope", "--mask_buffer")),
+    (["--model", "der", "--buffer_size", "20", "--rho", "0.1"], ("--rho", "mask lode")),
+])
+def test_cures_that_make_no_sense_are_refused_with_one_line(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(argv + ["--results_path", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    for word in words:
+        assert word in err, err
+
+
+def test_lode_las_gradients_flow_through_a_model_step():
+    for mask in ("lode", "las"):
+        model, dataset = build_model("--model", "er", "--buffer_size", "20", "--mask", mask)
+        indices = dataset.task_indices(1)[:10]
+        model.begin_task(1, dataset.splits.train_labels[indices])
+        model.buffer.add(dataset.splits.train_images[:10], dataset.splits.train_labels[:10])
+        before = [p.detach().clone() for p in model.parameters()]
+        model.begin_step()
+        loss = model.observe(dataset.splits.train_images[indices], dataset.splits.train_labels[indices])
+        assert math.isfinite(loss.item())
+        assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))

@@ -1,0 +1,43 @@
+import torch
+import torch.nn.functional as F
+
+from utils.masks import register_mask
+from utils.masks.base import Mask
+from utils.tasks import task_of_classes
+from utils.validators import non_negative_float
+
+
+@register_mask("lode")
+class LodeMask(Mask):
+    """LODE (Liang & Li, NeurIPS 2023): from task t ≥ 1 the stream CE is decoupled into ρ/t · CE([LSE(z_old),
+    LSE(z_new)], new) + CE over the new classes only, "new" being every class from the current task on.
+
+    As the authors' code (`code/models/lode_er.py`) runs it: logsumexp (not a mean) over each side, future
+    classes counted as new, each term a batch mean, weight ρ/t with t the 0-based task index. Scope `new`; ρ = 0
+    is −∞ masking of the old classes.
+    """
+    SCOPE = "new"
+
+    def __init__(self, value=None, rho=0.1):
+        super().__init__(value)
+        self.rho = rho
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(value=args.mask_value, rho=args.rho)
+
+    @staticmethod
+    def add_args(parser):
+        parser.add_argument("--rho", type=non_negative_float, default=0.1,
+                            help="weight ρ of the old-vs-new term, divided by the task index (default: 0.1, "
+                                 "the authors' lode_er on seq-cifar10; their lode_derpp uses 0.05 at buffer 500)")
+
+    def __call__(self, logits, keep):
+        return logits.masked_fill(~keep, float("-inf"))
+
+    def extra_loss(self, logits, labels, task, classes_per_task):
+        if task == 0:
+            return None
+        old = task_of_classes(logits.shape[1], classes_per_task, logits.device) < task
+        sides = torch.stack([logits[:, old].logsumexp(1), logits[:, ~old].logsumexp(1)], dim=1)
+        return self.rho / task * F.cross_entropy(sides, torch.ones_like(labels))
