@@ -9,6 +9,7 @@ from utils.validators import non_negative_float
 class Derpp(ContinualModel):
     """DER++ (Buzzega et al. 2020): DER + β·CE(f(x_b''), y_b'') on a second, independent draw."""
     NEEDS_BUFFER = True
+    BUFFER_CE = True
 
     @staticmethod
     def add_args(parser):

@@ -9,6 +9,7 @@ class Er(ContinualModel):
     """Experience Replay (Riemer et al. 2019; Chaudhry et al. 2019) as in Mammoth: one forward over
     [stream; buffer draw], loss = mean over all rows, stream rows through the mask."""
     NEEDS_BUFFER = True
+    BUFFER_CE = True
 
     def observe(self, images, labels):
         draw = self.draw()

@@ -13,6 +13,7 @@ class ErAce(ContinualModel):
     plain one); the keep-set is "not yet seen" classes, not Mammoth's "from the largest seen label on".
     """
     NEEDS_BUFFER = True
+    BUFFER_CE = True
     DEFAULT_MASK = "ninf"
     DEFAULT_SCOPE = "ace"
     DEFAULT_HEAD = "cosine"

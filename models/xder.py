@@ -91,6 +91,7 @@ class XDer(ContinualModel):
     Defaults: Mammoth's argparse defaults (see the module docstring); `--config best` adds the
     per-buffer values (utils/best_configs.json)."""
     NEEDS_BUFFER = True
+    BUFFER_CE = True
     DEFAULT_MASK = "ninf"
 
     @staticmethod

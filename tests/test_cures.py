@@ -124,6 +124,7 @@ def test_every_replay_model_runs_with_each_correction(tmp_path, model, calibrati
     (["--model", "er_ace", "--buffer_size", "20", "--calibration", "wa"], ("--head cosine", "linear")),
     (["--model", "der", "--buffer_size", "20", "--head", "rpc", "--calibration", "wa"], ("--head rpc",)),
     (["--model", "der", "--buffer_size", "20", "--buffer_scope", "past"], ("--buffer_scope", "--mask_buffer")),
+    (["--model", "der", "--buffer_size", "20", "--mask_buffer"], ("--mask_buffer", "model der", "no cross-entropy")),
     (["--model", "der", "--buffer_size", "20", "--rho", "0.1"], ("--rho", "mask lode")),
 ])
 def test_cures_that_make_no_sense_are_refused_with_one_line(tmp_path, capsys, argv, words):

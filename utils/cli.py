@@ -129,7 +129,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
     resolve_buffer(parser, args, model_cls)
     resolve_mask_value(parser, args)
-    check_buffer_scope(parser, args)
+    check_buffer_scope(parser, args, model_cls)
     check_calibration(parser, args, model_cls)
     resolve_device(parser, args, dataset_cls)
     if args.resume and not args.checkpoint_dir:
@@ -193,7 +193,10 @@ def check_calibration(parser, args, model_cls):
                      f"defined for the {', '.join(heads)} head")
 
 
-def check_buffer_scope(parser, args):
+def check_buffer_scope(parser, args, model_cls):
+    if args.mask_buffer and not model_cls.BUFFER_CE:
+        parser.error(f"argument --mask_buffer: not allowed with model {args.model}, which has no cross-entropy on "
+                     f"buffer rows to mask")
     if args.buffer_scope != "task" and not args.mask_buffer:
         parser.error(f"argument --buffer_scope: {args.buffer_scope!r} is not allowed without --mask_buffer, "
                      f"which it applies to")
