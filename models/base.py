@@ -28,6 +28,7 @@ class ContinualModel(nn.Module):
     original paper (the head replaces the backbone's classifier: backbone/heads.py).
     """
     NEEDS_BUFFER = False
+    REPLAY_RATIO = None  # default --minibatch_size as a fraction of --batch_size (None: as large as allowed)
     BUFFER_CE = False  # has a cross-entropy on buffer rows (what --mask_buffer masks)
     TRAINS_ON_SEEN_TASKS = False
     DEFAULT_MASK = "none"

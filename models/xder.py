@@ -21,6 +21,7 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from models.xder_losses import similarity_preserving_loss, supcon_loss
+from utils.buffer import balanced_subset, new_entries
 from utils.tasks import task_of
 from utils.validators import non_negative_float, positive_float, positive_int
 
@@ -66,15 +67,6 @@ def frozen_bn_stats(net, active=True):
     finally:
         for m in norms:
             m.track_running_stats = True
-
-
-def rank_within_class(labels):
-    """For each entry, how many entries of the same class come before it."""
-    order = torch.argsort(labels, stable=True)
-    sorted_labels = labels[order]
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(labels), device=labels.device) - torch.searchsorted(sorted_labels, sorted_labels)
-    return rank
 
 
 def first_occurrences(indices):
@@ -215,9 +207,9 @@ class XDer(ContinualModel):
         stored task by task: forwarding the past entries alone would give other statistics)."""
         with frozen_bn_stats(self.net):
             if task > 0:
-                per_class = self.buffer.capacity // ((task + 1) * self.classes_per_task)
-                self.buffer.keep_only(self.balanced_subset(self.buffer.labels[:self.buffer.size], per_class))
-            chosen = self.new_entries(labels)
+                self.buffer.keep_only(balanced_subset(self.buffer.labels[:self.buffer.size],
+                                                      self.buffer.capacity // ((task + 1) * self.classes_per_task)))
+            chosen = new_entries(labels, self.buffer.capacity - self.buffer.size)
             logits = self.chunked_forward(images[chosen])
             if task > 0:
                 logits = self.rescaled(logits, logits, labels[chosen], 0, task * self.classes_per_task)
@@ -231,21 +223,6 @@ class XDer(ContinualModel):
                                                          self.buffer.labels[past], task * self.classes_per_task,
                                                          self.n_classes)
         self.update_counter.zero_()
-
-    def balanced_subset(self, labels, per_class):
-        """Indices of the first `per_class` entries of each class."""
-        return torch.nonzero(rank_within_class(labels) < per_class).flatten()
-
-    def new_entries(self, labels):
-        """Indices of this task's samples for the free slots, as equal per class as possible
-        (the remainder goes to random classes), in a random order."""
-        free = self.buffer.capacity - self.buffer.size
-        classes = torch.unique(labels)
-        quota = torch.full((len(classes),), free // len(classes), device=self.device)
-        quota[torch.randperm(len(classes), device=self.device)[:free % len(classes)]] += 1
-        order = torch.randperm(len(labels), device=self.device)
-        shuffled = labels[order]
-        return order[rank_within_class(shuffled) < quota[torch.searchsorted(classes, shuffled)]]
 
     def chunked_forward(self, images):
         """Augmented forward in training mode, in batches of --batch_size as Mammoth's end_task runs it:

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from utils.buffer import Buffer, BufferSample, reservoir_slots
+from utils.buffer import Buffer, BufferSample, balanced_subset, new_entries, rank_within_class, reservoir_slots
 
 
 def fill(capacity, stream, batch):
@@ -80,3 +80,20 @@ def test_append_fills_the_next_free_slots():
     buffer.append(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([3, 4]))
     buffer.append(torch.ones(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([7, 8]))
     assert buffer.size == buffer.n_seen == 4 and buffer.labels[:4].tolist() == [3, 4, 7, 8]
+
+
+def test_balanced_subset_keeps_the_first_per_class():
+    labels = torch.tensor([0, 1, 0, 0, 2, 1, 2, 2, 2])
+    assert balanced_subset(labels, per_class=2).tolist() == [0, 1, 2, 4, 5, 6]
+
+
+def test_new_entries_fill_the_free_slots_class_balanced():
+    torch.manual_seed(0)
+    labels = torch.tensor([4] * 10 + [5] * 10)
+    chosen = new_entries(labels, free=7)
+    counts = torch.bincount(labels[chosen], minlength=6)[4:].tolist()
+    assert len(chosen) == 7 and sorted(counts) == [3, 4] and len(set(chosen.tolist())) == 7
+
+
+def test_rank_within_class():
+    assert rank_within_class(torch.tensor([2, 0, 2, 2, 0, 1])).tolist() == [0, 0, 1, 2, 1, 0]

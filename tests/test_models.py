@@ -134,3 +134,37 @@ def test_a_name_registered_twice_is_an_error():
     registry.register("twice")(First)
     with pytest.raises(ValueError, match="thing 'twice' is registered twice"):
         registry.register("twice")(Second)
+
+
+def test_ssil_separates_the_softmaxes_and_distils_each_past_task_from_the_teacher():
+    model = build("ssil", "--kd_temperature", "2")
+    teacher = model.teacher.net[1]
+    with torch.no_grad():
+        teacher.weight.add_(0.3 * torch.randn(teacher.weight.shape, generator=generator))
+    t_weight, t_bias = teacher.weight.detach().clone(), teacher.bias.detach().clone()
+    s, b = LABELS[STREAM], LABELS[BUFFERED]
+
+    def loss_of(f):
+        ce = (3 * F.cross_entropy(f(STREAM)[:, 2:4], s - 2) + 4 * F.cross_entropy(f(BUFFERED)[:, :2], b)) / 7
+        rows = STREAM + BUFFERED
+        student = f(rows)[:, :2] / 2
+        teacher_logits = ((IMAGES[rows].float() / 255).flatten(1) @ t_weight.T + t_bias)[:, :2] / 2
+        p = teacher_logits.softmax(1)
+        kd = (p * (p.log() - student.log_softmax(1))).sum(1).mean() * 4
+        return ce + kd
+    expected = reference_step(model, loss_of)
+    assert_step(model, expected)
+    assert torch.equal(teacher.weight, t_weight)  # the teacher never trains
+
+
+def test_ssil_memory_holds_an_equal_share_of_every_class_seen_and_replays_a_quarter_batch():
+    args, model_cls, dataset_cls = parse_args(["--model", "ssil", "--buffer_size", "8", "--batch_size", "32"])
+    assert args.minibatch_size == 8  # a quarter of the stream batch
+    dataset = dataset_cls(args)
+    dataset.prepare("cpu", SPLITS)
+    model = model_cls(nn.Sequential(nn.Flatten(), nn.Linear(64, N_CLASSES)), args, dataset, "cpu")
+    for task in range(2):
+        indices = dataset.task_indices(task)
+        model.end_task(task, IMAGES[indices], LABELS[indices])
+    held = model.buffer.labels[:model.buffer.size].tolist()
+    assert model.buffer.size == 8 and sorted(held) == [0, 0, 1, 1, 2, 2, 3, 3]

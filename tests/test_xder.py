@@ -1,14 +1,13 @@
 """models/xder.py and models/xder_losses.py against hand-computed tensors, and on a small BatchNorm network
 trained on seq-digits: the future-logit rescaling, hinge constraints, SupCon and SPKD, BatchNorm alignment."""
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 import models.xder
-from models.xder import XDer, first_occurrences, hinge, update_future_logits
+from models.xder import first_occurrences, hinge, update_future_logits
 from models.xder_losses import similarity_preserving_loss, supcon_loss
 from tests.helpers import build_model
 
@@ -207,35 +206,6 @@ def test_supcon_scale_does_not_grow_with_the_number_of_views():
 
 def test_first_occurrences():
     assert first_occurrences(torch.tensor([3, 1, 3, 2, 1])).tolist() == [True, True, False, True, False]
-
-
-def xder_stub(capacity, classes_per_task=2):
-    model = XDer.__new__(XDer)
-    torch.nn.Module.__init__(model)
-    model.classes_per_task, model.device = classes_per_task, torch.device("cpu")
-    model.buffer = SimpleNamespace(capacity=capacity, size=0)
-    return model
-
-
-def test_balanced_subset_keeps_the_first_per_class():
-    labels = torch.tensor([0, 1, 0, 0, 2, 1, 2, 2, 2])
-    kept = xder_stub(9).balanced_subset(labels, per_class=2)
-    assert kept.tolist() == [0, 1, 2, 4, 5, 6]
-
-
-def test_new_entries_fill_the_free_slots_class_balanced():
-    torch.manual_seed(0)
-    model = xder_stub(capacity=10)
-    model.buffer.size = 3
-    labels = torch.tensor([4] * 10 + [5] * 10)
-    chosen = model.new_entries(labels)
-    counts = torch.bincount(labels[chosen], minlength=6)[4:].tolist()
-    assert len(chosen) == 7 and sorted(counts) == [3, 4] and len(set(chosen.tolist())) == 7
-
-
-def test_rank_within_class():
-    from models.xder import rank_within_class
-    assert rank_within_class(torch.tensor([2, 0, 2, 2, 0, 1])).tolist() == [0, 0, 1, 2, 1, 0]
 
 
 def test_update_future_logits_with_a_non_positive_target_keeps_the_reference_behaviour():

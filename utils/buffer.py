@@ -27,6 +27,31 @@ def reservoir_slots(n_seen, batch_size, capacity, device):
     return torch.where(overwritten, -1, slots)
 
 
+def rank_within_class(labels):
+    """For each entry, how many entries of the same class come before it."""
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(labels), device=labels.device) - torch.searchsorted(sorted_labels, sorted_labels)
+    return rank
+
+
+def balanced_subset(labels, per_class):
+    """Indices of the first `per_class` entries of each class."""
+    return torch.nonzero(rank_within_class(labels) < per_class).flatten()
+
+
+def new_entries(labels, free):
+    """Indices of `free` samples of `labels` (one task's), as equal per class as possible (the remainder
+    goes to random classes), in a random order: how a class-balanced buffer is filled at a task end."""
+    classes = torch.unique(labels)
+    quota = torch.full((len(classes),), free // len(classes), device=labels.device)
+    quota[torch.randperm(len(classes), device=labels.device)[:free % len(classes)]] += 1
+    order = torch.randperm(len(labels), device=labels.device)
+    shuffled = labels[order]
+    return order[rank_within_class(shuffled) < quota[torch.searchsorted(classes, shuffled)]]
+
+
 class Buffer:
     """Fixed-capacity memory of (image, label, raw logits), filled by reservoir sampling."""
     FIELDS = ("images", "labels", "logits")

@@ -175,7 +175,9 @@ def resolve_buffer(parser, args, model_cls):
     if args.minibatch_size is not None and args.minibatch_size > args.buffer_size:
         parser.error(f"argument --minibatch_size: {args.minibatch_size} is not allowed: a draw holds at most "
                      f"--buffer_size {args.buffer_size} samples")
-    args.minibatch_size = args.minibatch_size or min(args.batch_size, args.buffer_size)
+    ratio = model_cls.REPLAY_RATIO
+    default = args.batch_size if ratio is None else max(1, round(args.batch_size * ratio))
+    args.minibatch_size = args.minibatch_size or min(default, args.buffer_size)
 
 
 def check_calibration(parser, args, model_cls):
