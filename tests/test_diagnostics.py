@@ -26,8 +26,10 @@ def diagnose(name, value=None):
     that holds only what the stream loss reads (task 1 of 3, task scope)."""
     options = {"counts": COUNTS} if name == "balanced" else {}
     model = SimpleNamespace(args=SimpleNamespace(mask_scope="task"), classes_per_task=2, n_classes=6, task=1,
-                            mask=build_mask(name, value, **options), diagnostics=Diagnostics(6, 2, "cpu"))
-    model.stream_keep = MethodType(ContinualModel.stream_keep, model)
+                            mask=build_mask(name, value, **options), diagnostics=Diagnostics(6, 2, "cpu"),
+                            trained_label_counts=torch.zeros(6))
+    for method in ("stream_keep", "observe_labels"):
+        setattr(model, method, MethodType(getattr(ContinualModel, method), model))
     ContinualModel.stream_loss(model, LOGITS.clone().requires_grad_(True), LABELS).backward()
     return model.diagnostics.read_window()
 
