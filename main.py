@@ -89,6 +89,11 @@ def format_table(record):
         return "n/a" if value is None else f"{value:.2f}"
     rows = [[name] + [cell(record[setting][name]) for setting in ("class_il", "task_il")] for name in SUMMARY_METRICS]
     rows.append(["recency_bias", cell(record["recency_bias"][-1]), "—"])
+    rows.append(["online_acc", cell(record["online_accuracy"]["mean"]), "—"])
+    if record["eval_curve"]:  # --eval_every
+        rows += [[name, cell(value), "—"] for name, value in (
+            ("anytime_acc", record["anytime_accuracy"]), ("min_acc", record["min_acc"]["mean"]),
+            ("wc_acc", record["wc_acc"]), ("stability_gap", record["stability_gap"]["mean"]))]
     table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
     if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):
         table += "\nfwt: n/a, needs --eval_future (evaluation of future tasks and of the untrained network)"

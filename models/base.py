@@ -57,6 +57,7 @@ class ContinualModel(nn.Module):
         self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
         self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
         self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
+        self.register_buffer("online_counts", torch.zeros(2, self.n_tasks, device=device))  # correct, seen
 
     @staticmethod
     def add_args(parser):
@@ -101,12 +102,27 @@ class ContinualModel(nn.Module):
         """CE through the mask, plus the mask's own extra term if it has one: the mask's place in every model."""
         self.finite_logits = torch.isfinite(logits).all()
         self.observe_labels(labels)
+        self.observe_online(logits, labels)
         keep = label_kept(self.stream_keep(labels), labels)
         observed = self.diagnostics.observe_stream(logits, self.task)
         masked = masked_logits(observed, labels, keep, self.mask)
         self.diagnostics.observe_masked(masked, keep)
         extra = self.mask.extra_loss(observed.float(), labels, self.task, self.classes_per_task)
         return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
+
+    @torch.no_grad()
+    def observe_online(self, logits, labels):
+        """Online accuracy: the stream batch's Class-IL predictions (among the seen classes) from the
+        training forward, before the step; counted on the device."""
+        seen = (self.task + 1) * self.classes_per_task
+        self.online_counts[0, self.task] += (logits[:, :seen].argmax(1) == labels).sum()
+        self.online_counts[1, self.task] += len(labels)
+
+    def online_accuracy(self):
+        """{"per_task": % per task (None before a task's first batch), "mean": % over every stream batch}."""
+        correct, seen = self.online_counts.tolist()
+        per_task = [100 * c / n if n else None for c, n in zip(correct, seen)]
+        return {"per_task": per_task, "mean": 100 * sum(correct) / sum(seen) if sum(seen) else None}
 
     def observe_labels(self, labels):
         """The labels of rows this step trains on (stream and replay), for label-count based masks and

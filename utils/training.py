@@ -14,13 +14,14 @@ from models.base import NonFiniteLoss
 from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.device import synchronize
-from utils.evaluation import evaluate
+from utils.evaluation import evaluate, evaluate_seen, evaluation_subsets
 from utils.event_log import EventLog
 from utils.lr_schedule import task_scheduler
 from utils.metrics import summarize
 from utils.record import json_safe
 from utils.run_identity import default_checkpoint_dir
 from utils.signals import Interrupted, StopSignals
+from utils.stability import summarize_stability
 from utils.tasks import task_of
 
 PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss
@@ -82,10 +83,12 @@ class Trainer:
             baseline = evaluate(self.model, self.dataset, -1, future=True)[:2] if self.args.eval_future else None
             self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
                              "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0,
-                             "global_step": 0, "predictions": [], "diagnostics": []}
+                             "global_step": 0, "predictions": [], "diagnostics": [], "curve": []}
         else:
             scheduler_state = self.restore(resume_state)
         self.stop_if_signalled()
+        self.subsets = evaluation_subsets(self.dataset, self.args.eval_subset, self.args.seed) \
+            if self.args.eval_every else None
         self.model.train()
         self.clock = time.perf_counter()
         self.events = EventLog(self.args, self.progress["global_step"] + 1 if resume_state else None)
@@ -104,7 +107,9 @@ class Trainer:
                 "recency_bias": [recency_bias(p["counts"]) for p in predictions],
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
                 "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
-                "diagnostics": progress["diagnostics"]}
+                "diagnostics": progress["diagnostics"], "online_accuracy": self.model.online_accuracy(),
+                "eval_curve": progress["curve"] or None,
+                **summarize_stability(progress["curve"], self.dataset.N_TASKS, progress["class_rows"][-1])}
 
     def train_task(self, scheduler_state):
         progress, args, splits = self.progress, self.args, self.dataset.splits
@@ -133,7 +138,7 @@ class Trainer:
         bar.close()
         self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         self.model.calibrate(task)
-        self.account_time()
+        self.curve_point()  # the last point before the switch to the next task
         class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
         progress["class_rows"].append(class_il)
         progress["task_rows"].append(task_il)
@@ -160,12 +165,27 @@ class Trainer:
         progress["global_step"] += 1
         self.steps_run += 1
         self.events.step(progress["global_step"], self.model)
+        if self.args.eval_every and progress["global_step"] % self.args.eval_every == 0:
+            self.curve_point()
         if not self.args.quiet and progress["step"] % PROGRESS_EVERY == 1:
             bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
             bar.close()
             self.stop_if_signalled()
+
+    def curve_point(self):
+        """With --eval_every, the seen tasks' accuracy on the fixed subsets now (its time is not training
+        time); the training clock is accounted up to here either way."""
+        self.account_time()
+        if not self.args.eval_every:
+            return
+        progress = self.progress
+        class_il, task_il = evaluate_seen(self.model, self.dataset, progress["task"], self.subsets)
+        progress["curve"].append({"step": progress["global_step"], "task": progress["task"],
+                                  "epoch": min(progress["epoch"], self.args.n_epochs - 1),
+                                  "class_il": class_il, "task_il": task_il})
+        self.clock = time.perf_counter()
 
     def stop_if_signalled(self):
         """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""
