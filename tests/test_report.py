@@ -311,3 +311,24 @@ def test_a_torn_tail_is_set_aside_and_the_next_record_starts_a_fresh_line(tmp_pa
     assert "added one" in append_line(str(whole), runs[2])
     assert [line.record["seed"] for line in read_lines([str(whole)])[0]] == [0, 1, 2]
     assert append_line(str(whole), runs[0]) is None
+
+
+def test_where_with_several_values_keeps_runs_with_any_of_them(results, capsys):
+    rows = csv_rows(capsys, results, "--where", "mask=none,ninf", "lr=0.1")
+    assert sorted((r["model"], r["mask"]) for r in rows) == [("der", "none"), ("er", "ninf"), ("er", "none")]
+
+
+def test_compare_chooses_the_metric_the_baseline_comparison_tests(tmp_path, capsys):
+    runs = []
+    for mask, gaps in (("none", [40.0, 44.0, 42.0]), ("ninf", [10.0, 12.0, 14.0])):
+        for seed, gap in enumerate(gaps):
+            line = record("der", mask, None, seed, 30.0 + seed)
+            line["stability_gap"] = {"per_switch": [], "mean": gap}
+            runs.append(line)
+    path = write(tmp_path / "r.jsonl", runs)
+    rows = {r["mask"]: r for r in parsed_csv(table(capsys, path, "--format", "csv", "--baseline", "mask=none",
+                                                   "--compare", "stability_gap").out)}
+    assert float(rows["ninf"]["stability_gap_delta"]) == pytest.approx(12.0 - 42.0)
+    assert float(rows["ninf"]["stability_gap_mean"]) == pytest.approx(12.0)
+    assert "--compare" in refused(capsys, path, "--compare", "bogus", "--baseline", "mask=none")
+    assert "without --baseline" in refused(capsys, path, "--compare", "stability_gap")

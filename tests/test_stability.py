@@ -85,3 +85,30 @@ def test_online_accuracy_counts_the_stream_batches_predictions_before_the_step()
     logits[3, 9] = 9.0  # a future class: not a candidate, so the argmax among 0..3 is class 0
     model.observe_online(logits, torch.tensor([2, 3, 1, 0]))
     assert model.online_accuracy() == {"per_task": [None, 75.0, None, None, None], "mean": 75.0}
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: the run stops between checkpoints, with curve points after the last one."""
+
+
+def test_a_run_killed_between_checkpoints_resumes_with_the_same_curve(tmp_path, monkeypatch):
+    import main
+    from models.der import Der
+    from tests.helpers import read_records
+    flags = ["--model", "der", "--buffer_size", "20", "--quiet", "--eval_every", "5"]
+    assert main.main(flags + ["--results_path", str(tmp_path / "whole")]) == 0
+    whole = read_records(tmp_path / "whole")[-1]["eval_curve"]
+    real_observe, calls = Der.observe, [0]
+
+    def observe_then_die(self, images, labels):
+        calls[0] += 1
+        if calls[0] == 62:  # task 3, after the task-2 checkpoint and the curve points of steps 55 and 60
+            raise Killed
+        return real_observe(self, images, labels)
+    monkeypatch.setattr(Der, "observe", observe_then_die)
+    killed = flags + ["--results_path", str(tmp_path / "killed"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    with pytest.raises(Killed):
+        main.main(killed)
+    monkeypatch.setattr(Der, "observe", real_observe)
+    assert main.main(killed + ["--resume"]) == 0
+    assert read_records(tmp_path / "killed")[-1]["eval_curve"] == whole

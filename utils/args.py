@@ -51,9 +51,9 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     run.add_argument("--rerun", action="store_true",
                      help="run even when the results file already holds a result of this run's key (same flags "
                           "and seed), appending a second line; without it such a run does nothing")
-    run.add_argument("--eval_every", type=non_negative_int, default=0,
-                     help="every K training steps, evaluate the seen tasks on a fixed test subset, for the "
-                          "stability gap, anytime, min- and worst-case accuracy (0: off)")
+    run.add_argument("--eval_every", type=non_negative_int, nargs="?", const=20, default=0,
+                     help="every K training steps (K = 20 when given alone), evaluate the seen tasks on a fixed "
+                          "test subset, for the stability gap, anytime, min- and worst-case accuracy (0: off)")
     run.add_argument("--eval_subset", type=non_negative_int, default=100,
                      help="test images per task for --eval_every, class-balanced, drawn once from --seed "
                           "(0: the whole test split)")

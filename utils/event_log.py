@@ -27,6 +27,14 @@ class EventLog:
             self.writer.add_scalar("eval/recency_bias", bias, step)
         self.writer.flush()
 
+    def curve(self, step, class_il):
+        """Each --eval_every point: every seen task's Class-IL accuracy on its subset."""
+        if self.writer is None:
+            return
+        for j, value in enumerate(class_il):
+            if value is not None:
+                self.writer.add_scalar(f"stream_acc/task{j + 1}", value, step)
+
     def step(self, step, model):
         """Every --log_every steps: the window's diagnostics (one device-to-host read) and the lr."""
         if self.writer is None or step % self.every:

@@ -20,12 +20,17 @@ def build_parser():
     parser.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
     parser.add_argument("--pivot", action="store_true", help="rows model × mask, columns buffer size × setting "
                                                              "(markdown and LaTeX)")
-    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE", help="keep only matching runs")
+    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="keep only matching runs; KEY=V1,V2 keeps runs with any of the values")
     parser.add_argument("--ignore", nargs="+", default=[], metavar="FLAG", help="merge groups over these flags")
     parser.add_argument("--baseline", nargs="+", default=[], metavar="KEY=VALUE",
                         help="compare each group's final Class-IL with the group that differs only in these flags "
                              "(e.g. mask=none): difference of means and Welch's t-test p; * marks p < 0.05 "
                              "(not with --pivot)")
+    parser.add_argument("--compare", default="class_il_final_avg", metavar="METRIC",
+                        help="the metric --baseline compares (default: class_il_final_avg; also task_il_final_avg, "
+                             "class_il_forgetting, recency_bias, online_acc, anytime_acc, min_acc, wc_acc, "
+                             "stability_gap, ...)")
     parser.add_argument("--conflicts", choices=("refuse", "first"), default="refuse",
                         help="lines of one run key whose results differ: refuse to report (default), or keep "
                              "the earliest line of each key and say so")
@@ -48,6 +53,12 @@ def check_options(parser, options):
     if options.pivot and options.baseline:
         parser.error("argument --baseline: not allowed with --pivot (the pivot has no comparison columns); "
                      "drop --pivot to see Δ and p")
+    from utils.study.groups import METRIC
+    if options.compare not in METRIC:
+        parser.error(f"argument --compare: {options.compare!r} is not allowed: choose from {', '.join(METRIC)}"
+                     f"{did_you_mean(options.compare, METRIC)}")
+    if options.compare != "class_il_final_avg" and not options.baseline:
+        parser.error("argument --compare: not allowed without --baseline, whose comparison it chooses")
     if options.plots and folder_problem(options.plots):
         parser.error(f"argument --plots: {options.plots!r} is not allowed: {folder_problem(options.plots)}")
 
@@ -125,10 +136,11 @@ def main(argv=None):
         parser.error(f"no runs match --where {' '.join(options.where)}")
     check_baseline(parser, groups, options.baseline)
     if options.format == "csv":
-        print(csv_table(groups, options.baseline), end="")
+        print(csv_table(groups, options.baseline, options.compare), end="")
     else:
         latex = options.format == "latex"
-        headers, rows = pivot_rows(groups, latex) if options.pivot else group_rows(groups, options.baseline, latex)
+        headers, rows = (pivot_rows(groups, latex) if options.pivot
+                         else group_rows(groups, options.baseline, latex, options.compare))
         print(render(headers, rows, options.format))
         runs = sum(g.n for g in groups)
         print(f"\n{STD_NOTE}; {count(runs, 'run')} in {count(len(groups), 'group')}")

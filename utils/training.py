@@ -185,6 +185,7 @@ class Trainer:
         progress["curve"].append({"step": progress["global_step"], "task": progress["task"],
                                   "epoch": min(progress["epoch"], self.args.n_epochs - 1),
                                   "class_il": class_il, "task_il": task_il})
+        self.events.curve(progress["global_step"], class_il)
         self.clock = time.perf_counter()
 
     def stop_if_signalled(self):

@@ -19,6 +19,14 @@ def old_gradient_mass(record):
     return None if not per_task or None in per_task else float(np.mean(per_task))
 
 
+def stability_metric(field, part=None):
+    """A --eval_every figure of the results line (None for runs without it)."""
+    def getter(record):
+        value = record.get(field)
+        return value if part is None or value is None else value[part]
+    return getter
+
+
 def summary_metric(setting, metric):
     return lambda record: record[setting][metric]
 
@@ -30,7 +38,13 @@ METRICS = (("class_il_final_avg", summary_metric("class_il", "final_avg")),
            ("class_il_bwt", summary_metric("class_il", "bwt")),
            ("class_il_fwt", summary_metric("class_il", "fwt")),
            ("recency_bias", final_recency_bias),
-           ("grad_old", old_gradient_mass))
+           ("grad_old", old_gradient_mass),
+           ("online_acc", stability_metric("online_accuracy", "mean")),
+           ("anytime_acc", stability_metric("anytime_accuracy")),
+           ("min_acc", stability_metric("min_acc", "mean")),
+           ("wc_acc", stability_metric("wc_acc")),
+           ("stability_gap", stability_metric("stability_gap", "mean")))
+OPTIONAL = {"online_acc", "anytime_acc", "min_acc", "wc_acc", "stability_gap"}  # shown where some run has them
 METRIC = dict(METRICS)
 
 
@@ -49,8 +63,8 @@ def value_matches(value, wanted):
 
 
 def matches(record, where):
-    """--where KEY=VALUE filters, all of which must hold."""
-    return all(value_matches(record["args"].get(name), wanted)
+    """--where KEY=VALUE filters, all of which must hold; KEY=V1,V2 holds for any of the values."""
+    return all(any(value_matches(record["args"].get(name), value) for value in wanted.split(","))
                for name, _, wanted in (condition.partition("=") for condition in where))
 
 

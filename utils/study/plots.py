@@ -131,6 +131,38 @@ def mask_value_curves(groups, directory):
     return paths
 
 
+def first_task_curves(groups, directory):
+    """With --eval_every: task 1's Class-IL accuracy through the stream, a panel per model, a line per mask
+    (mean ± std band over seeds), dotted lines at the task switches; one figure per (dataset, buffer)."""
+    paths = []
+    curved = [g for g in groups if all(r.get("eval_curve") for r in g.records)]
+    settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in curved}, key=str)
+    for dataset, buffer_size in settings:
+        members = [g for g in curved if (g.flags.get("dataset"), g.flags.get("buffer_size")) == (dataset, buffer_size)]
+        models = sorted({g.flags.get("model") for g in members})
+        figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False, sharey=True)
+        for axis, model in zip(axes[0], models):
+            lines = sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags))
+            for group in lines:
+                curve = group.records[0]["eval_curve"]
+                steps = np.array([p["step"] for p in curve])
+                values = group.curves(lambda r: [p["class_il"][0] for p in r["eval_curve"]])
+                mean = values.mean(axis=0)
+                std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+                axis.plot(steps, mean, label=f"{mask_label(group.flags)} (n={group.n})")
+                axis.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            for before, after in zip(curve, curve[1:]):
+                if after["task"] != before["task"]:
+                    axis.axvline(before["step"], color="grey", linestyle=":", linewidth=1)
+            axis.set_title(model)
+            axis.set_xlabel("training step")
+            axis.legend(fontsize=7)
+        axes[0][0].set_ylabel("task 1 Class-IL accuracy (%)")
+        figure.suptitle(f"{dataset}, buffer {buffer_size}: task 1 through the stream, mean ± std over seeds")
+        paths.append(save(figure, directory, f"stream-task1-{dataset}-buffer{buffer_size}"))
+    return paths
+
+
 def write_plots(groups, directory):
     os.makedirs(directory, exist_ok=True)
     paths = [heatmap(group, directory, i) for i, group in enumerate(groups)]
@@ -140,4 +172,5 @@ def write_plots(groups, directory):
     if with_diagnostics:
         paths += task_curves(with_diagnostics, directory, old_gradient_series,
                              "stream CE old-class gradient mass Σ|∂L/∂z_old|", "old-grad")
+    paths += first_task_curves(groups, directory)
     return [p for p in paths + mask_value_curves(groups, directory) if p is not None]

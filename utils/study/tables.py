@@ -5,11 +5,12 @@ import io
 
 from tabulate import tabulate
 
-from utils.study.groups import METRICS, baseline_of, value_matches, welch
+from utils.study.groups import METRICS, OPTIONAL, baseline_of, value_matches, welch
 
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
           "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
-          "grad_old": "old-class grad"}
+          "grad_old": "old-class grad", "online_acc": "online acc", "anytime_acc": "anytime acc",
+          "min_acc": "min-ACC", "wc_acc": "WC-ACC", "stability_gap": "stability gap"}
 SIGNIFICANT = 0.05
 LATEX_PM = "$\\pm$"
 
@@ -50,30 +51,34 @@ def mask_label(flags):
     return flags.get("mask", "?") if value is None else f"{flags.get('mask')} (m={value})"
 
 
-def group_rows(groups, baseline=(), latex=False):
-    """(headers, rows) of the one-row-per-group table, with the baseline comparison when asked."""
+def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg"):
+    """(headers, rows) of the one-row-per-group table, with the baseline comparison of `compared` when asked."""
     flags = shown_flags(groups)
-    headers = flags + ["n"] + [LABELS[name] for name, _ in METRICS]
+    metrics = [name for name, _ in METRICS
+               if name not in OPTIONAL or any(g.mean_std(name)[0] is not None for g in groups)]
+    headers = flags + ["n"] + [LABELS[name] for name in metrics]
     if baseline:
-        headers += [f"Δ Class-IL vs {' '.join(baseline)}", "p (Welch)"]
+        headers += [f"Δ {LABELS[compared]} vs {' '.join(baseline)}", "p (Welch)"]
     rows = []
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
         row = [group.flags.get(f) for f in flags] + [group.n]
-        row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name, _ in METRICS]
+        row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name in metrics]
         if baseline:
-            row += comparison_cells(*comparison(group, groups, baseline))
+            row += comparison_cells(*comparison(group, groups, baseline, compared))
         rows.append(row)
     return headers, rows
 
 
-def comparison(group, groups, baseline):
-    """(difference of mean final Class-IL, Welch p) against the group's baseline; a difference of
-    "baseline" for a baseline group itself and "no baseline" where there is none."""
+def comparison(group, groups, baseline, compared="class_il_final_avg"):
+    """(difference of the groups' means of `compared`, Welch p) against the group's baseline; a difference
+    of "baseline" for a baseline group itself, "no baseline" where there is none, "n/a" where a run lacks
+    the metric."""
     reference = baseline_of(group, groups, baseline)
     if reference is None:
         own = all(value_matches(group.flags.get(k), v) for k, _, v in (c.partition("=") for c in baseline))
         return ("baseline" if own else "no baseline"), None
-    return welch(group.values("class_il_final_avg"), reference.values("class_il_final_avg"))
+    mine, theirs = group.values(compared), reference.values(compared)
+    return ("n/a", None) if mine is None or theirs is None else welch(mine, theirs)
 
 
 def comparison_cells(difference, p):
@@ -83,17 +88,22 @@ def comparison_cells(difference, p):
     return [f"{difference:+.2f}{mark}", "n/a" if p is None else f"{p:.3g}"]
 
 
-def csv_table(groups, baseline=()):
+def delta_column(compared):
+    return "class_il_delta" if compared == "class_il_final_avg" else f"{compared}_delta"
+
+
+def csv_table(groups, baseline=(), compared="class_il_final_avg"):
     """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, and with
-    a baseline class_il_delta (a number, "baseline" or "no baseline") and p_welch."""
+    a baseline the difference of `compared` (class_il_delta by default: a number, "baseline" or "no
+    baseline") and p_welch."""
     flags = sorted({name for g in groups for name in g.flags})
     out = io.StringIO()
     writer = csv.writer(out)
-    extra = ["class_il_delta", "p_welch"] if baseline else []
+    extra = [delta_column(compared), "p_welch"] if baseline else []
     writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std")] + extra)
     for group in groups:
         stats = [v for name, _ in METRICS for v in group.mean_std(name)]
-        stats += list(comparison(group, groups, baseline)) if baseline else []
+        stats += list(comparison(group, groups, baseline, compared)) if baseline else []
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
