@@ -42,6 +42,7 @@ class ContinualModel(nn.Module):
         self.args = args
         self.device = torch.device(device)
         self.augment = dataset.augment
+        self.normalize = dataset.normalize
         self.n_classes = dataset.n_classes
         self.classes_per_task = dataset.N_CLASSES_PER_TASK
         self.n_tasks = dataset.N_TASKS
@@ -190,6 +191,7 @@ class ContinualModel(nn.Module):
         return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "skipped_steps": self.skipped_steps, "mask": self.mask.state_dict(),
+                "calibration": self.calibration.state_dict(),
                 "diagnostics": self.diagnostics.state_dict(),
                 "buffer": None if self.buffer is None else self.buffer.state_dict()}
 
@@ -200,6 +202,7 @@ class ContinualModel(nn.Module):
             self.scaler.load_state_dict(state["scaler"])
         self.task, self.skipped_steps = state["task"], state["skipped_steps"]
         self.mask.load_state_dict(state["mask"])
+        self.calibration.load_state_dict(state["calibration"])
         self.diagnostics.load_state_dict(state["diagnostics"])
         if self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])

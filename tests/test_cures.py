@@ -123,6 +123,7 @@ def test_every_replay_model_runs_with_each_correction(tmp_path, model, calibrati
     (["--model", "sgd", "--calibration", "wa"], ("--calibration", "model sgd", "replay models")),
     (["--model", "er_ace", "--buffer_size", "20", "--calibration", "wa"], ("--head cosine", "linear")),
     (["--model", "der", "--buffer_size", "20", "--head", "rpc", "--calibration", "wa"], ("--head rpc",)),
+    (["--model", "er_ace", "--buffer_size", "20", "--calibration", "bic"], ("--head cosine", "linear")),
     (["--model", "der", "--buffer_size", "20", "--buffer_scope", "past"], ("--buffer_scope", "--mask_buffer")),
     (["--model", "der", "--buffer_size", "20", "--mask_buffer"], ("--mask_buffer", "model der", "no cross-entropy")),
     (["--model", "der", "--buffer_size", "20", "--rho", "0.1"], ("--rho", "mask lode")),
@@ -147,3 +148,32 @@ def test_lode_las_gradients_flow_through_a_model_step():
         loss = model.observe(dataset.splits.train_images[indices], dataset.splits.train_labels[indices])
         assert math.isfinite(loss.item())
         assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_bic_holds_out_a_class_balanced_split_and_fits_only_alpha_and_beta():
+    model, dataset = build_model("--model", "der", "--buffer_size", "20", "--calibration", "bic", "--bic_epochs", "50")
+    bic = model.calibration
+    indices = dataset.task_indices(1)
+    kept = bic.training_indices(indices, dataset, 1, seed=0)
+    held_images, held_labels = bic.held_out
+    assert len(kept) + len(held_labels) == len(indices)
+    held = set(indices.tolist()) - set(kept.tolist())
+    assert len(held) == len(held_labels)  # disjoint from what is trained on
+    assert torch.equal(dataset.splits.train_images[sorted(held)].sum(), held_images.sum())  # the held-out images
+    counts = torch.bincount(held_labels, minlength=4)[2:4]
+    per_class = torch.bincount(dataset.splits.train_labels[indices], minlength=4)[2:4]
+    assert torch.equal(counts, (0.1 * per_class).round().long())  # a tenth of each new class
+    assert torch.equal(bic.training_indices(indices, dataset, 1, seed=0), kept)  # the same split on a resume
+    model.buffer.add(dataset.splits.train_images[dataset.task_indices(0)[:20]],
+                     dataset.splits.train_labels[dataset.task_indices(0)[:20]], torch.zeros(20, 10))
+    before = {name: p.detach().clone() for name, p in model.state_dict().items()}
+    model.calibrate(1)
+    assert all(torch.equal(before[name], p) for name, p in model.state_dict().items())  # the network is frozen
+    in_buffer = torch.bincount(model.buffer.labels[:model.buffer.size], minlength=2)[:2]
+    old = int(in_buffer.clamp(max=len(held_labels) // 2).sum())  # as many per old class as per new one, if there
+    assert bic.sizes == [len(held_labels) + old] and bic.factors[0] == 1
+    z = torch.randn(3, 10)
+    adjusted = bic.adjust(z, model)
+    beta, alpha = bic.factors[1]
+    assert torch.allclose(adjusted[:, 2:4], alpha * z[:, 2:4] + beta) and torch.equal(adjusted[:, :2], z[:, :2])
+    assert torch.equal(adjusted[:, 4:], z[:, 4:])

@@ -6,7 +6,7 @@ from utils.environment import git_revision
 FLAG_FIELDS = ("model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed")
 OUTCOME_FIELDS = ("class_il", "task_il", "train_time_s", "skipped_steps", "recency_bias", "old_accuracy",
                   "new_accuracy", "task_confusion", "diagnostics", "online_accuracy", "anytime_accuracy",
-                  "min_acc", "wc_acc", "stability_gap", "eval_curve")  # what the training loop returns
+                  "min_acc", "wc_acc", "stability_gap", "eval_curve", "calibration_fit")  # what the loop returns
 LAUNCH_FIELDS = ("time_s", "git", "run_id", "started_at", "key_hash", "environment")
 RECORD_FIELDS = FLAG_FIELDS + ("args",) + OUTCOME_FIELDS + LAUNCH_FIELDS
 SWEEP_FIELDS = ("sweep", "key", "sweep_key_hash")  # added to a line that a sweep wrote

@@ -108,13 +108,15 @@ class Trainer:
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
                 "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
                 "diagnostics": progress["diagnostics"], "online_accuracy": self.model.online_accuracy(),
+                "calibration_fit": self.model.calibration.summary(),
                 "eval_curve": progress["curve"] or None,
                 **summarize_stability(progress["curve"], self.dataset.N_TASKS, progress["class_rows"][-1])}
 
     def train_task(self, scheduler_state):
         progress, args, splits = self.progress, self.args, self.dataset.splits
         task, n_tasks = progress["task"], self.dataset.N_TASKS
-        indices = training_indices(self.model, self.dataset, task)
+        indices = self.model.calibration.training_indices(training_indices(self.model, self.dataset, task),
+                                                          self.dataset, task, args.seed)
         if progress["task_started"]:
             self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
         else:

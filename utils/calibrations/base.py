@@ -14,9 +14,25 @@ class Calibration:
     def add_args(parser):
         """Flags of this calibration (none by default)."""
 
+    def training_indices(self, indices, dataset, task, seed):
+        """The indices of the task's training images the model trains on (all of them by default; a
+        correction that needs held-out data keeps some back)."""
+        return indices
+
     def end_task(self, model, task):
         """Called after `task`'s training (and the model's own end_task), before its evaluation."""
 
     def adjust(self, logits, model):
         """The logits the evaluation reads (the model in eval mode); unchanged by default."""
         return logits
+
+    def state_dict(self):
+        """What a checkpoint must keep of this correction (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Restore what state_dict() returned."""
+
+    def summary(self):
+        """What the results line records of this correction (None: nothing)."""
+        return None
