@@ -27,8 +27,8 @@ def diagnose(name, value=None):
     options = {"counts": COUNTS} if name == "balanced" else {}
     model = SimpleNamespace(args=SimpleNamespace(mask_scope="task"), classes_per_task=2, n_classes=6, task=1,
                             mask=build_mask(name, value, **options), diagnostics=Diagnostics(6, 2, "cpu"),
-                            trained_label_counts=torch.zeros(6))
-    for method in ("stream_keep", "observe_labels"):
+                            trained_label_counts=torch.zeros(6), online_counts=torch.zeros(2, 3))
+    for method in ("stream_keep", "observe_labels", "observe_online"):
         setattr(model, method, MethodType(getattr(ContinualModel, method), model))
     ContinualModel.stream_loss(model, LOGITS.clone().requires_grad_(True), LABELS).backward()
     return model.diagnostics.read_window()
