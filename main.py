@@ -2,6 +2,7 @@
 
 Parses the flags, runs them with utils.run, and prints what happened; exit status 0 done, 1 result
 kept outside the results file, 2 bad input, 3 non-finite loss, 130/143 interrupted."""
+import json
 import os
 import shlex
 import sys
@@ -69,7 +70,12 @@ def run(args, argv, model_cls, dataset_cls, signals):
         return fail(str(error), 3)
     except Interrupted as stop:
         return report_interruption(stop, args, argv)
-    written, error, repair = write_record(args, record, identity)
+    try:
+        written, error, repair = write_record(args, record, identity)
+    except OSError as error:  # the results file and the checkpoint folder both refused: print the record
+        print(json.dumps(record), file=sys.stderr)
+        return fail(f"could not write the run's result anywhere ({error.strerror or error}); its results line "
+                    f"is printed above: add it to <results folder>/results.jsonl by hand", 1)
     if repair:
         print(f"warning: {repair}", file=sys.stderr)
     value = "" if args.mask_value is None else f"m={args.mask_value}, "

@@ -127,6 +127,8 @@ def test_every_replay_model_runs_with_each_correction(tmp_path, model, calibrati
     (["--model", "der", "--buffer_size", "20", "--buffer_scope", "past"], ("--buffer_scope", "--mask_buffer")),
     (["--model", "der", "--buffer_size", "20", "--mask_buffer"], ("--mask_buffer", "model der", "no cross-entropy")),
     (["--model", "der", "--buffer_size", "20", "--rho", "0.1"], ("--rho", "mask lode")),
+    (["--model", "der", "--buffer_size", "20", "--calibration", "bic", "--bic_split", "1"],
+     ("--bic_split", "between 0 and 1")),
 ])
 def test_cures_that_make_no_sense_are_refused_with_one_line(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exit_info:
@@ -177,3 +179,10 @@ def test_bic_holds_out_a_class_balanced_split_and_fits_only_alpha_and_beta():
     beta, alpha = bic.factors[1]
     assert torch.allclose(adjusted[:, 2:4], alpha * z[:, 2:4] + beta) and torch.equal(adjusted[:, :2], z[:, :2])
     assert torch.equal(adjusted[:, 4:], z[:, 4:])
+
+
+@pytest.mark.parametrize("mask", ["las", "balanced"])
+def test_label_count_masks_on_x_ders_past_head_buffer_loss(tmp_path, mask):
+    record = run_main(tmp_path, "--model", "xder", "--mask", mask, "--mask_buffer", "--buffer_size", "20",
+                      "--n_epochs", "1")
+    assert math.isfinite(record["class_il"]["final_avg"])

@@ -239,3 +239,17 @@ def test_git_field_is_dirty_with_an_untracked_model_file(tmp_path):
     assert not revision().endswith("+dirty")
     (clone / "models" / "dropped_in.py").write_text("# a new model\n")
     assert revision().endswith("+dirty")
+
+
+def test_a_result_no_disk_takes_is_printed_not_lost(tmp_path, capsys, monkeypatch):
+    import json
+
+    import utils.run
+
+    def refuse(args, record, identity):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(utils.run, "write_record", refuse)
+    assert main.main(SHORT + ["--results_path", str(tmp_path / "results")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert json.loads(err[0])["model"] == SHORT[SHORT.index("--model") + 1]
+    assert "could not write the run's result anywhere (No space left on device)" in err[1]

@@ -112,3 +112,10 @@ def test_a_run_killed_between_checkpoints_resumes_with_the_same_curve(tmp_path, 
     monkeypatch.setattr(Der, "observe", real_observe)
     assert main.main(killed + ["--resume"]) == 0
     assert read_records(tmp_path / "killed")[-1]["eval_curve"] == whole
+
+
+def test_a_task_end_on_an_evaluation_step_gives_one_point(tmp_path):
+    from tests.helpers import run_main
+    record = run_main(tmp_path, "--model", "der", "--buffer_size", "20", "--eval_every", "1", "--eval_subset", "20")
+    steps = [p["step"] for p in record["eval_curve"]]
+    assert len(steps) == len(set(steps)) == steps[-1]  # one point per step, the task-end one kept

@@ -200,6 +200,9 @@ def test_a_torn_tail_then_a_sweep_and_a_main_append_lose_nothing(tmp_path, capsy
     (["--grid", "model=der", "--", "--buffer_size", "20", "--buffer_size", "200"], ("--buffer_size", "twice")),
     (["--grid", "model=der", "seed=0-1", "seed=3", "--", "--buffer_size", "20"], ("seed", "twice")),
     (["--grid", "model", "der"], ("'model' has no value", "model=VALUE")),
+    (["--grid", "model=der", "--", "--buffer_size", "20", "--rerun"], ("--rerun", "not allowed in a sweep")),
+    (["--grid", "model=der", "resume", "--", "--buffer_size", "20"], ("--resume", "resumes by itself")),
+    (["--grid", "model=der", "--", "--buffer_size", "20", "--checkpoint_dir", "c"], ("--checkpoint_dir", "share")),
     (["--grid", "model=der", "seed=4-0", "--", "--buffer_size", "20"], ("--grid", "'4-0' is empty")),
 ])
 def test_conflicting_or_malformed_sweep_flags_are_refused_before_anything_runs(tmp_path, capsys, argv, words):

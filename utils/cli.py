@@ -223,6 +223,9 @@ def resolve_device(parser, args, dataset_cls):
     args.device = resolve_device(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
+    if args.device.startswith("cuda:") and int(args.device[5:]) >= torch.cuda.device_count():
+        parser.error(f"argument --device: {args.device!r} is not allowed: this machine has "
+                     f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     on_cpu = not args.device.startswith("cuda")
     if args.amp == "fp16" and on_cpu:
         parser.error("argument --amp: 'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)")

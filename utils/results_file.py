@@ -1,6 +1,7 @@
 """The results file, one JSON record per line: the check that a folder can take it, each record appended
 whole on a fresh line under a lock (a torn tail left by a crash is set aside first), and reading that
 names every line that is not a record by file and line number, so nothing is dropped without a word."""
+import contextlib
 import fcntl
 import json
 import os
@@ -64,20 +65,22 @@ def check_results_path(results_path):
         raise ResultsPathError(f"{results_path!r} is not allowed: {ancestor} is a file, not a folder")
     if os.path.isdir(target):
         raise ResultsPathError(f"{results_path!r} is not allowed: {target} is a folder")
-    existed = os.path.exists(target)
+    # an existing file is opened for appending; a missing one is never created here (another process may
+    # create it meanwhile): a probe file of this process's own stands in for it
+    probe = target if os.path.exists(target) else f"{target}.probe-{os.getpid()}"
     try:
         for path in created:
             os.mkdir(path)
-        with open(target, "a", encoding="utf-8"):
+        with open(probe, "a", encoding="utf-8"):
             pass
     except OSError as error:
         raise ResultsPathError(f"{results_path!r} is not allowed: cannot append to {target} "
                                f"({error.strerror or error})") from None
     finally:
-        if not existed and os.path.isfile(target):
-            os.remove(target)
+        if probe != target and os.path.isfile(probe):
+            os.remove(probe)
         for path in reversed(created):
-            if os.path.isdir(path):
+            with contextlib.suppress(OSError):  # a folder another process has written into stays
                 os.rmdir(path)
 
 

@@ -5,6 +5,7 @@ processes or on a Ray cluster. The driver alone appends to <results_path>/result
 is already there are skipped, so rerunning the same command resumes an interrupted sweep.
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -18,6 +19,9 @@ from utils.study.grid import GridError, block_runs, check_flag_places, load_grid
 from utils.validators import positive_int
 
 PROG = "python -m utils.sweep"
+NOT_IN_A_SWEEP = {"rerun": "a sweep runs each key once (a second line would be a duplicate)",
+                  "resume": "a sweep resumes by itself: rerun the same command",
+                  "checkpoint_dir": "parallel runs would share one checkpoint folder"}
 FLAG_IN_ERROR = re.compile(r"argument (--[\w-]+)")
 
 
@@ -54,7 +58,7 @@ def grid_runs(options, common, parser):
     else:
         name, blocks, shared = load_grid_file(options.grid_file)
         labels = [f"{options.grid_file}: block {number}" for number in range(1, len(blocks) + 1)]
-    check_flag_places(list(zip(labels, blocks)), shared, common, sweep_options(parser) - {"help"})
+    check_flag_places(list(zip(labels, blocks)), shared, common, sweep_options(parser) - {"help"}, NOT_IN_A_SWEEP)
     check_switches(zip(labels, blocks))
     runs = []
     for label, block in zip(labels, blocks):
@@ -174,8 +178,15 @@ def run_sweep(options, name, todo, driver_hash, results_file):
 
     def on_result(run_argv, outcome):
         if "record" in outcome:
+            record = {**outcome["record"], "sweep_key_hash": driver_hash[tuple(run_argv)]}
+            try:
+                repair = append_line(results_file, record)
+            except OSError as error:  # the run is reported failed, its line kept in the failure message
+                failures.append({"command": outcome["command"], "error": f"could not append to {results_file} "
+                                 f"({error.strerror or error}); its results line: {json.dumps(record)}"})
+                bar.update()
+                return
             written.append(run_argv)
-            repair = append_line(results_file, {**outcome["record"], "sweep_key_hash": driver_hash[tuple(run_argv)]})
             if repair:
                 bar.write(f"warning: {repair}", file=sys.stderr)
         else:

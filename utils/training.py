@@ -142,6 +142,7 @@ class Trainer:
         self.model.calibrate(task)
         self.curve_point()  # the last point before the switch to the next task
         class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
+        self.clock = time.perf_counter()  # the evaluation is not training time, checkpoints or not
         progress["class_rows"].append(class_il)
         progress["task_rows"].append(task_il)
         progress["predictions"].append(predictions)
@@ -184,9 +185,12 @@ class Trainer:
             return
         progress = self.progress
         class_il, task_il = evaluate_seen(self.model, self.dataset, progress["task"], self.subsets)
-        progress["curve"].append({"step": progress["global_step"], "task": progress["task"],
-                                  "epoch": min(progress["epoch"], self.args.n_epochs - 1),
-                                  "class_il": class_il, "task_il": task_il})
+        point = {"step": progress["global_step"], "task": progress["task"],
+                 "epoch": min(progress["epoch"], self.args.n_epochs - 1), "class_il": class_il, "task_il": task_il}
+        if progress["curve"] and progress["curve"][-1]["step"] == point["step"]:
+            progress["curve"][-1] = point  # a task's last step: the point after end_task and the correction wins
+        else:
+            progress["curve"].append(point)
         self.events.curve(progress["global_step"], class_il)
         self.clock = time.perf_counter()
 

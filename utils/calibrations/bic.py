@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from utils.calibrations import register_calibration
 from utils.calibrations.base import Calibration
 from utils.tasks import task_of_classes
-from utils.validators import positive_float, positive_int
+from utils.validators import fraction, positive_int
 
 
 @register_calibration("bic")
@@ -32,7 +32,7 @@ class BiasCorrection(Calibration):
 
     @staticmethod
     def add_args(parser):
-        parser.add_argument("--bic_split", type=positive_float, default=0.1,
+        parser.add_argument("--bic_split", type=fraction, default=0.1,
                             help="fraction of each new class's training images held out for BiC's validation "
                                  "set (default: 0.1, Mammoth's valset_split)")
         parser.add_argument("--bic_epochs", type=positive_int, default=250,

@@ -25,4 +25,4 @@ class BalancedMask(Mask):
     def __call__(self, logits, keep):
         if self.log_counts is None:
             raise RuntimeError("balanced mask used before update_class_counts() gave it class counts")
-        return logits + self.log_counts.to(logits.device)
+        return logits + self.log_counts.to(logits.device)[:logits.shape[1]]  # X-DER's buffer CE: past heads only

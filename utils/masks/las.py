@@ -43,6 +43,7 @@ class LogitAdjustedMask(Mask):
             self.steps[self.position] = 0
 
     def observe_labels(self, labels):
+        self.steps = self.steps.to(labels.device)  # a checkpoint loads on the CPU
         self.steps[self.position] += torch.bincount(labels, minlength=self.steps.shape[1]).to(self.steps.dtype)
 
     def state_dict(self):
@@ -54,4 +55,5 @@ class LogitAdjustedMask(Mask):
     def __call__(self, logits, keep):
         if self.tau == 0:  # no adjustment at all (0 · log 0 would be NaN)
             return logits
-        return logits + self.tau * self.steps.sum(0).log().to(logits.device)
+        prior = self.steps.sum(0).log().to(logits.device)
+        return logits + self.tau * prior[:logits.shape[1]]  # X-DER's buffer CE reads the past heads only

@@ -103,15 +103,18 @@ def check_layout(data, path):
         raise GridError(f"{path}: no blocks: key (found {', '.join(found)}:); {layout}")
 
 
-def check_flag_places(labelled_blocks, shared, common, sweep_options):
+def check_flag_places(labelled_blocks, shared, common, sweep_options, not_in_a_sweep=None):
     """Each flag is given in one place: a block (a [(label, block)]), the grid's common flags, or after
-    `--`; and a sweep's own option (e.g. --results_path) is never a run flag."""
+    `--`; a sweep's own option (e.g. --results_path) is never a run flag, and the run flags a sweep
+    cannot honour ({flag: why}) are refused."""
     places = [(label, list(block)) for label, block in labelled_blocks]
     places += [("the grid's common:", flag_names(shared)), ("after --", flag_names(common))]
     for place, names in places:
         for name in names:
             if name in sweep_options:
                 raise GridError(f"--{name} is an option of the sweep, not a run flag ({place}): give it before --")
+            if name in (not_in_a_sweep or {}):
+                raise GridError(f"--{name} is not allowed in a sweep ({place}): {not_in_a_sweep[name]}")
     after = flag_names(common)
     repeated = sorted({name for name in after if after.count(name) > 1})
     if repeated:
