@@ -72,29 +72,42 @@ def confusion_heatmap(group, directory, index):
     return save(figure, directory, f"confusion-{index:03d}-{group_title(group)}")
 
 
-def task_curves(groups, directory, series, ylabel, prefix):
-    """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band of a
-    per-task series of each run."""
-    paths = []
+def model_panels(groups, width):
+    """For each (dataset, buffer size) of the groups: (dataset, buffer size, the figure, its groups, and
+    per model (axis, model, the model's groups sorted by mask)): a panel per model, a line per mask."""
     settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in groups}, key=str)
     for dataset, buffer_size in settings:
         members = [g for g in groups if (g.flags.get("dataset"), g.flags.get("buffer_size")) == (dataset, buffer_size)]
         models = sorted({g.flags.get("model") for g in members})
-        figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False, sharey=True)
-        for axis, model in zip(axes[0], models):
-            lines = sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags))
+        figure, axes = plt.subplots(1, len(models), figsize=(width * len(models), 4), squeeze=False, sharey=True)
+        panels = [(axis, model, sorted((g for g in members if g.flags.get("model") == model),
+                                       key=lambda g: mask_label(g.flags))) for axis, model in zip(axes[0], models)]
+        yield dataset, buffer_size, figure, members, panels
+
+
+def band(axis, x, values, group, **style):
+    """The mean over runs (rows of `values`) as a line labelled with the group's mask, ± the sample std."""
+    mean = values.mean(axis=0)
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+    axis.plot(x, mean, label=f"{mask_label(group.flags)} (n={group.n})", **style)
+    axis.fill_between(x, mean - std, mean + std, alpha=0.2)
+
+
+def task_curves(groups, directory, series, ylabel, prefix):
+    """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band of a
+    per-task series of each run."""
+    paths = []
+    for dataset, buffer_size, figure, members, panels in model_panels(groups, 4.5):
+        for axis, model, lines in panels:
             for group in lines:
                 curves = group.curves(series)
                 tasks = np.arange(1, curves.shape[1] + 1)
-                mean = curves.mean(axis=0)
-                std = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
-                axis.plot(tasks, mean, marker="o", label=f"{mask_label(group.flags)} (n={group.n})")
-                axis.fill_between(tasks, mean - std, mean + std, alpha=0.2)
+                band(axis, tasks, curves, group, marker="o")
             axis.set_title(model)
             axis.set_xlabel("task")
             axis.set_xticks(tasks)
             axis.legend(fontsize=7)
-        axes[0][0].set_ylabel(ylabel)
+        panels[0][0].set_ylabel(ylabel)
         runs = sum(g.n for g in members)
         figure.suptitle(f"{dataset}, buffer {buffer_size}: mean ± std over seeds ({runs} runs)")
         paths.append(save(figure, directory, f"{prefix}-{dataset}-buffer{buffer_size}"))
@@ -136,28 +149,19 @@ def first_task_curves(groups, directory):
     (mean ± std band over seeds), dotted lines at the task switches; one figure per (dataset, buffer)."""
     paths = []
     curved = [g for g in groups if all(r.get("eval_curve") for r in g.records)]
-    settings = sorted({(g.flags.get("dataset"), g.flags.get("buffer_size")) for g in curved}, key=str)
-    for dataset, buffer_size in settings:
-        members = [g for g in curved if (g.flags.get("dataset"), g.flags.get("buffer_size")) == (dataset, buffer_size)]
-        models = sorted({g.flags.get("model") for g in members})
-        figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False, sharey=True)
-        for axis, model in zip(axes[0], models):
-            lines = sorted((g for g in members if g.flags.get("model") == model), key=lambda g: mask_label(g.flags))
+    for dataset, buffer_size, figure, _, panels in model_panels(curved, 5):
+        for axis, model, lines in panels:
             for group in lines:
                 curve = group.records[0]["eval_curve"]
                 steps = np.array([p["step"] for p in curve])
-                values = group.curves(lambda r: [p["class_il"][0] for p in r["eval_curve"]])
-                mean = values.mean(axis=0)
-                std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-                axis.plot(steps, mean, label=f"{mask_label(group.flags)} (n={group.n})")
-                axis.fill_between(steps, mean - std, mean + std, alpha=0.2)
+                band(axis, steps, group.curves(lambda r: [p["class_il"][0] for p in r["eval_curve"]]), group)
             for before, after in zip(curve, curve[1:]):
                 if after["task"] != before["task"]:
                     axis.axvline(before["step"], color="grey", linestyle=":", linewidth=1)
             axis.set_title(model)
             axis.set_xlabel("training step")
             axis.legend(fontsize=7)
-        axes[0][0].set_ylabel("task 1 Class-IL accuracy (%)")
+        panels[0][0].set_ylabel("task 1 Class-IL accuracy (%)")
         figure.suptitle(f"{dataset}, buffer {buffer_size}: task 1 through the stream, mean ± std over seeds")
         paths.append(save(figure, directory, f"stream-task1-{dataset}-buffer{buffer_size}"))
     return paths
