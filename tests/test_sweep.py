@@ -352,3 +352,18 @@ def test_a_lost_ray_node_and_a_killed_driver_lose_and_duplicate_nothing(tmp_path
         assert sorted(seeds) == list(range(14))
     finally:
         cluster.shutdown()
+
+
+def test_false_in_a_grid_turns_an_on_off_flag_off(tmp_path, capsys):
+    assert sweep.main(["--dry_run", "--results_path", str(tmp_path), "--grid", "model=sgd", "dataset=seq-cifar10",
+                       "channels_last=true,false", "eval_future=false"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2 runs, 0 already")  # two distinct runs, not one repeated
+    assert "--channels_last " in out[1] and "--no-channels_last " in out[2] and "eval_future" not in out[1] + out[2]
+
+
+def test_a_gpu_worker_keeps_a_runs_own_device():
+    from utils.study.worker import pinned
+    assert pinned(["--model", "er"], "cuda:1") == ["--model", "er", "--device", "cuda:1"]
+    assert pinned(["--model", "er", "--device", "cpu"], "cuda:1") == ["--model", "er", "--device", "cpu"]
+    assert pinned(["--model", "er"], None) == ["--model", "er"]

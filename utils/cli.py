@@ -81,6 +81,18 @@ def flag_owners(flag):
     return "; ".join(owners)
 
 
+def negatable_flags():
+    """Names of the on/off flags that have a --no- form (a default that may be on), the registered
+    entries' own included."""
+    parsers = [build_parser([])[0]]
+    for registry, _ in registries():
+        for name in registry.names():
+            scratch = ArgumentParser(add_help=False)
+            registry.get(name).add_args(scratch)
+            parsers.append(scratch)
+    return {option[5:] for parser in parsers for option in parser.options() if option.startswith("--no-")}
+
+
 def unknown_flag_message(extras, parser, args):
     flags = [token.split("=", 1)[0] for token in extras if token.startswith("-")]
     if not flags:

@@ -53,17 +53,20 @@ def grid_runs(options, common, parser):
     """(name, [(block label, argv)]) of the grid, with the flags every run shares."""
     if bool(options.grid_file) == bool(options.grid):
         raise GridError("give a grid file or --grid KEY=V1,V2 ..., not both or neither")
+    from utils.cli import negatable_flags
+
+    negatable = negatable_flags()
     if options.grid:
         name, blocks, shared, labels = "inline", [parse_inline(options.grid)], [], ["--grid"]
     else:
-        name, blocks, shared = load_grid_file(options.grid_file)
+        name, blocks, shared = load_grid_file(options.grid_file, negatable)
         labels = [f"{options.grid_file}: block {number}" for number in range(1, len(blocks) + 1)]
     check_flag_places(list(zip(labels, blocks)), shared, common, sweep_options(parser) - {"help"}, NOT_IN_A_SWEEP)
     check_switches(zip(labels, blocks))
     runs = []
     for label, block in zip(labels, blocks):
         try:
-            runs += [(label, argv) for argv in block_runs(block, shared + common)]
+            runs += [(label, argv) for argv in block_runs(block, shared + common, negatable)]
         except GridError as error:
             raise GridError(f"{label}: {error}") from None
     return options.name or name, runs

@@ -24,8 +24,11 @@ def expand(value):
     return [value]
 
 
-def flag_tokens(name, value):
-    """`--name value` for one flag; True -> `--name`; False or None -> nothing; a tuple -> several values."""
+def flag_tokens(name, value, negatable=frozenset()):
+    """`--name value` for one flag; True -> `--name`; False -> `--no-name` for a flag in `negatable` (an on/off
+    flag whose default may be on), else nothing, as None; a tuple -> several values."""
+    if value is False and name in negatable:
+        return [f"--no-{name}"]
     if value is None or value is False:
         return []
     if value is True:
@@ -35,12 +38,12 @@ def flag_tokens(name, value):
     return [f"--{name}", str(value)]
 
 
-def block_runs(block, common=()):
+def block_runs(block, common=(), negatable=frozenset()):
     """The argv of every run of one block (its lists' cartesian product, in the order written)."""
     names = list(block)
     values = [expand(block[name]) for name in names]
-    return [[token for name, value in zip(names, combination) for token in flag_tokens(name, value)] + list(common)
-            for combination in itertools.product(*values)]
+    return [[token for name, value in zip(names, combination) for token in flag_tokens(name, value, negatable)]
+            + list(common) for combination in itertools.product(*values)]
 
 
 def normalize_block(block, where):
@@ -60,7 +63,7 @@ def normalize_block(block, where):
 GRID_KEYS = ("name", "common", "blocks")
 
 
-def load_grid_file(path):
+def load_grid_file(path, negatable=frozenset()):
     """(name, blocks, common argv) of a YAML grid: a list of blocks, one block, or a mapping with
     `blocks` (and optional `name` and `common`, flags every block shares)."""
     import yaml
@@ -82,7 +85,7 @@ def load_grid_file(path):
         raise GridError(f"{path}: blocks: is empty, so the grid has no runs; give at least one block of flags")
     blocks = [normalize_block(block, f"{path}: block {i + 1}") for i, block in enumerate(blocks)]
     common = normalize_block(common, f"{path}: common") if common else {}
-    return str(name), blocks, [t for key, value in common.items() for t in flag_tokens(key, value)]
+    return str(name), blocks, [t for key, value in common.items() for t in flag_tokens(key, value, negatable)]
 
 
 def check_layout(data, path):

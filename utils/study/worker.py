@@ -26,6 +26,11 @@ def key_of(argv):
     return key, key_hash(key)
 
 
+def pinned(argv, device):
+    """argv run on the GPU `device` (cuda:N) a worker is pinned to, unless it names its own --device."""
+    return argv + ["--device", device] if device and "--device" not in argv else argv
+
+
 def run_one(argv, sweep_name, device=None):
     """{"record": results line} or {"error": last error line}; `device` pins a GPU (cuda:N)."""
     from utils.run import start_clean, train_to_record
@@ -34,7 +39,7 @@ def run_one(argv, sweep_name, device=None):
 
     command = "python main.py " + shlex.join(argv)
     try:
-        parsed, error = parse_run(argv + (["--device", device] if device else []))
+        parsed, error = parse_run(pinned(argv, device))
         if error:
             return {"error": error, "command": command}
         args, model_cls, dataset_cls = parsed
