@@ -66,31 +66,31 @@ def build_parser(argv, raise_errors=False):
     return parser, classes
 
 
+def entry_options():
+    """(registry, entry name, {option: action} of the flags the entry adds itself) of every registered
+    model, dataset, mask and calibration."""
+    for registry, _ in registries():
+        for name in registry.names():
+            scratch = ArgumentParser(add_help=False)
+            registry.get(name).add_args(scratch)
+            yield registry, name, scratch.options()
+
+
 def flag_owners(flag):
     """'model der, derpp' style list of the registered entries that declare `flag`."""
-    owners = []
-    for registry, _ in registries():
-        names = []
-        for name in registry.names():
-            scratch = ArgumentParser(add_help=False)
-            registry.get(name).add_args(scratch)
-            if flag in scratch.options():
-                names.append(name)
-        if names:
-            owners.append(f"{registry.kind}{'s' if len(names) > 1 else ''} {', '.join(names)}")
-    return "; ".join(owners)
+    owners = {}
+    for registry, name, options in entry_options():
+        if flag in options:
+            owners.setdefault(registry.kind, []).append(name)
+    return "; ".join(f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}" for kind, names in owners.items())
 
 
-def negatable_flags():
-    """Names of the on/off flags that have a --no- form (a default that may be on), the registered
-    entries' own included."""
-    parsers = [build_parser([])[0]]
-    for registry, _ in registries():
-        for name in registry.names():
-            scratch = ArgumentParser(add_help=False)
-            registry.get(name).add_args(scratch)
-            parsers.append(scratch)
-    return {option[5:] for parser in parsers for option in parser.options() if option.startswith("--no-")}
+def every_option():
+    """{option: action} of every flag a run can take: the shared ones and every registered entry's own."""
+    options = dict(build_parser([])[0].options())
+    for _, _, own in entry_options():
+        options.update(own)
+    return options
 
 
 def unknown_flag_message(extras, parser, args):

@@ -53,16 +53,17 @@ def grid_runs(options, common, parser):
     """(name, [(block label, argv)]) of the grid, with the flags every run shares."""
     if bool(options.grid_file) == bool(options.grid):
         raise GridError("give a grid file or --grid KEY=V1,V2 ..., not both or neither")
-    from utils.cli import negatable_flags
+    from utils.cli import every_option
 
-    negatable = negatable_flags()
+    options_of_runs = every_option()
+    negatable = {option[5:] for option in options_of_runs if option.startswith("--no-")}
     if options.grid:
         name, blocks, shared, labels = "inline", [parse_inline(options.grid)], [], ["--grid"]
     else:
         name, blocks, shared = load_grid_file(options.grid_file, negatable)
         labels = [f"{options.grid_file}: block {number}" for number in range(1, len(blocks) + 1)]
     check_flag_places(list(zip(labels, blocks)), shared, common, sweep_options(parser) - {"help"}, NOT_IN_A_SWEEP)
-    check_switches(zip(labels, blocks))
+    check_switches(zip(labels, blocks), options_of_runs)
     runs = []
     for label, block in zip(labels, blocks):
         try:
@@ -72,12 +73,9 @@ def grid_runs(options, common, parser):
     return options.name or name, runs
 
 
-def check_switches(labelled_blocks):
+def check_switches(labelled_blocks, options_of_runs):
     """A flag given without a value (KEY alone inline, `true` in YAML) must be an on/off flag."""
-    from utils.cli import build_parser as main_parser
-
-    parser, _ = main_parser([])
-    takes_value = {option[2:] for option, action in parser.options().items() if action.nargs != 0}
+    takes_value = {option[2:] for option, action in options_of_runs.items() if action.nargs != 0}
     for label, block in labelled_blocks:
         for name, value in block.items():
             if name in takes_value and any(v is True for v in (value if isinstance(value, list) else [value])):
