@@ -7,6 +7,8 @@ import json
 import os
 from typing import NamedTuple
 
+from utils.console import count
+
 RESULTS_FILE = "results.jsonl"
 TORN_SUFFIX = ".torn"
 READ_FIELDS = ("args", "class_il", "task_il")  # what the report and the sweep read of a record
@@ -179,5 +181,5 @@ def describe_bad_lines(bad):
     parts = []
     for path, lines in by_path.items():
         numbers = ", ".join(str(line.number) + (" torn" if line.why.startswith("torn") else "") for line in lines)
-        parts.append(f"{path}: {len(lines)} line{'s' if len(lines) > 1 else ''} ({numbers})")
+        parts.append(f"{path}: {count(len(lines), 'line')} ({numbers})")
     return "; ".join(parts)
