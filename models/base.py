@@ -25,7 +25,8 @@ class ContinualModel(nn.Module):
 
     NEEDS_BUFFER: --buffer_size must be > 0. TRAINS_ON_SEEN_TASKS: each task trains on the data
     of every task seen so far (joint). DEFAULT_MASK / DEFAULT_SCOPE / DEFAULT_HEAD reproduce the
-    original paper (the head replaces the backbone's classifier: backbone/heads.py).
+    original paper (the head replaces the backbone's classifier: backbone/heads.py). CONFIG_NAME: the
+    model whose --config best entries this one takes (None: its own name).
     """
     NEEDS_BUFFER = False
     REPLAY_RATIO = None  # default --minibatch_size as a fraction of --batch_size (None: as large as allowed)
@@ -34,6 +35,7 @@ class ContinualModel(nn.Module):
     DEFAULT_MASK = "none"
     DEFAULT_SCOPE = "task"
     DEFAULT_HEAD = "linear"
+    CONFIG_NAME = None
 
     def __init__(self, backbone, args, dataset, device):
         super().__init__()

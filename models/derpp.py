@@ -28,5 +28,9 @@ class Derpp(ContinualModel):
             terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]), first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels)
         loss = self.step(**terms)
-        self.remember(images, labels, stream_logits.detach())
+        self.remember(images, labels, self.logits_to_store(stream_x, stream_logits))
         return loss
+
+    def logits_to_store(self, stream_x, stream_logits):
+        """The logits the buffer keeps for the stream batch: the training forward's, before the step."""
+        return stream_logits.detach()

@@ -30,12 +30,14 @@ def explicit_flags(parser, argv):
             if any(token == option or token.startswith(option + "=") for token in argv)}
 
 
-def apply_config(parser, args, argv):
-    """Fill args from the published entry, except flags given explicitly; returns the source."""
-    values, source = published_entry(args.dataset, args.model, args.buffer_size)
+def apply_config(parser, args, argv, model=None):
+    """Fill args from the published entry of `model` (default: args.model), except flags given explicitly;
+    returns the source."""
+    model = model or args.model
+    values, source = published_entry(args.dataset, model, args.buffer_size)
     unknown = [key for key in values if not hasattr(args, key)]
     if unknown:
-        raise ConfigError(f"entry for {args.model} on {args.dataset} sets unknown flags {', '.join(unknown)}")
+        raise ConfigError(f"entry for {model} on {args.dataset} sets unknown flags {', '.join(unknown)}")
     given = explicit_flags(parser, argv)
     for key, value in values.items():
         if key not in given:
