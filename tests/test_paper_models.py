@@ -8,8 +8,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from datasets.base import Splits
-from tests.test_models import BUFFERED, IMAGES, LABELS, LR, N_CLASSES, STORED, STREAM, build, own_task_only
-from tests.test_models import assert_step, reference_step
+from tests.test_models import (
+    BUFFERED,
+    IMAGES,
+    LABELS,
+    LR,
+    N_CLASSES,
+    STORED,
+    STREAM,
+    assert_step,
+    build,
+    own_task_only,
+    reference_step,
+)
 from utils.cli import parse_args
 from utils.masking import label_kept, masked_logits, task_keep
 from utils.masks.base import build_mask
