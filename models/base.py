@@ -8,15 +8,18 @@ from backbone.precision import PrecisionWrapper
 from utils.buffer import Buffer
 from utils.calibrations import CALIBRATIONS
 from utils.diagnostics import Diagnostics
+from utils.finite_watch import FiniteWatch
 from utils.masking import ace_keep, label_kept, masked_cross_entropy, masked_logits, new_keep, past_keep, task_keep
 from utils.masks.base import mask_from_args
 
 
 class NonFiniteLoss(Exception):
-    """A step whose loss or stream logits are not finite; the message gives each loss term's value."""
+    """Steps whose loss or stream logits were not finite: `index` is the first one's place among the steps
+    since the last read; the message gives each of its loss terms."""
 
-    def __init__(self, terms):
+    def __init__(self, index, terms):
         super().__init__(", ".join(f"{name}={value:.6g}" for name, value in terms.items()))
+        self.index = index
 
 
 class ContinualModel(nn.Module):
@@ -57,6 +60,7 @@ class ContinualModel(nn.Module):
         self.task = 0
         self.skipped_steps = 0
         self.finite_logits = torch.ones((), dtype=torch.bool, device=device)
+        self.watch = FiniteWatch(device)
         self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
         self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
         self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
@@ -130,7 +134,7 @@ class ContinualModel(nn.Module):
     def observe_labels(self, labels):
         """The labels of rows this step trains on (stream and replay), for label-count based masks and
         calibrations."""
-        self.trained_label_counts += torch.bincount(labels, minlength=self.n_classes)
+        self.trained_label_counts.index_add_(0, labels, torch.ones_like(labels, dtype=self.trained_label_counts.dtype))
         self.mask.observe_labels(labels)
 
     def buffer_loss(self, logits, labels):
@@ -168,25 +172,39 @@ class ContinualModel(nn.Module):
     def step(self, **terms):
         """One SGD step on the sum of the named loss terms; returns the detached total.
 
-        A non-finite total or stream logits raises NonFiniteLoss, or with --nan_policy skip leaves
-        the parameters as they are and counts the step (one scalar read per step).
+        Decided on the device, with no host read: a step whose total or stream logits are not finite has its
+        gradients zeroed, so that plain SGD leaves the parameters as they are, and is noted in self.watch,
+        which read_finite() reads at the logging interval and at epoch ends.
         """
         loss = sum(terms.values())
         self.diagnostics.add_terms(terms)
-        if not bool(torch.isfinite(loss) & self.finite_logits):
-            if self.args.nan_policy != "skip":
-                raise NonFiniteLoss({name: value.detach().item() for name, value in terms.items()})
-            self.skipped_steps += 1
-            return loss.detach()
+        ok = torch.isfinite(loss) & self.finite_logits
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
+            self.zero_grads_unless(ok)
             self.opt.step()
         else:
             self.scaler.scale(loss).backward()
+            self.zero_grads_unless(ok)
             self.scaler.step(self.opt)
             self.scaler.update()
+        self.watch.note(ok, terms)
         return loss.detach()
+
+    def zero_grads_unless(self, ok):
+        for parameter in self.net.parameters():
+            if parameter.grad is not None:
+                parameter.grad.copy_(torch.where(ok, parameter.grad, 0.0))
+
+    def read_finite(self):
+        """The non-finite steps since the last read (one host read): counted in skipped_steps under
+        --nan_policy skip, else NonFiniteLoss naming the first."""
+        bad, first, terms = self.watch.read()
+        if self.args.nan_policy == "skip":
+            self.skipped_steps += bad
+        elif bad:
+            raise NonFiniteLoss(first, terms)
 
     def checkpoint_state(self):
         """Everything needed to continue exactly: module tensors, optimizer, buffer, mask, counters."""

@@ -48,10 +48,10 @@ def update_future_logits(old, new, labels, start, end, gamma, bounded=False):
     return updated
 
 
-def hinge(good, bad, margin):
-    """mean over rows with a positive value of max(bad) + margin − max(good); 0 when none is."""
+def hinge(good, bad, margin, rows):
+    """mean over the `rows` (a mask) with a positive value of max(bad) + margin − max(good); 0 when none is."""
     gap = bad.max(dim=1).values + margin - good.max(dim=1).values
-    positive = gap > 0
+    positive = (gap > 0) & rows
     return (gap * positive).sum() / positive.sum().clamp(min=1)
 
 
@@ -70,9 +70,9 @@ def frozen_bn_stats(net, active=True):
 
 
 def first_occurrences(indices):
-    """Mask of the entries of `indices` not seen earlier in it."""
+    """(mask of the entries of `indices` not seen earlier in it, position of each entry's first occurrence)."""
     equal = indices[:, None] == indices[None, :]
-    return ~torch.tril(equal, diagonal=-1).any(dim=1)
+    return ~torch.tril(equal, diagonal=-1).any(dim=1), equal.int().argmax(dim=1)
 
 
 @register_model("xder")
@@ -137,6 +137,7 @@ class XDer(ContinualModel):
             outputs = self.net(stream_x)
         terms = {"ce": self.stream_loss(outputs, labels)}
         good, bad = outputs[:, self.head(self.task)], outputs[:, n_seen:]
+        rows = torch.ones(len(labels), dtype=torch.bool, device=labels.device)
         if draws:
             first, second = draws
             aligned = stream_x[:self.args.minibatch_size // self.task] if align else stream_x[:0]
@@ -145,31 +146,34 @@ class XDer(ContinualModel):
                 second_out = self.net(replay_x[1])
             terms["mse"] = self.args.alpha * F.mse_loss(first_out, first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(second_out[:, :n_past], second.labels)
-            unique = first_occurrences(torch.cat([first.indices, second.indices]))
-            buf_out = torch.cat([first_out, second_out])[unique]
-            buf_labels = torch.cat([first.labels, second.labels])[unique]
-            self.refresh_logits(torch.cat([first.indices, second.indices])[unique], buf_labels,
-                                torch.cat([first.logits, second.logits])[unique], buf_out.detach())
+            indices = torch.cat([first.indices, second.indices])
+            buf_out, buf_labels = torch.cat([first_out, second_out]), torch.cat([first.labels, second.labels])
+            unique, first_of = first_occurrences(indices)
+            self.refresh_logits(indices, buf_labels, torch.cat([first.logits, second.logits]), buf_out.detach(),
+                                unique, first_of)
             good = torch.cat([good, self.own_head(buf_out, buf_labels)])
             bad = torch.cat([bad, buf_out[:, n_seen:]])
+            rows = torch.cat([rows, unique])
         if self.task < self.n_tasks - 1:
             terms.update(self.future_terms(images, labels))
             if self.args.future_constraint:
-                terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.margin)
+                terms["future_hinge"] = self.args.eta * hinge(good, bad, self.args.margin, rows)
         if self.args.past_constraint and self.task > 0:
             probs = F.softmax(outputs[:, :n_seen], dim=1)
-            terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.margin)
+            terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.margin,
+                                                   rows[:len(labels)])
         return self.step(**terms)
 
     @torch.no_grad()
-    def refresh_logits(self, indices, labels, logits, outputs):
-        """Update the present and future heads of past-task entries, the k-th time with probability 1/k."""
-        past = task_of(labels, self.classes_per_task) < self.task
-        self.update_counter[indices[past]] += 1
+    def refresh_logits(self, indices, labels, logits, outputs, unique, first_of):
+        """Update the present and future heads of past-task entries, the k-th time with probability 1/k.
+        Rows are the two draws together; an entry drawn twice counts once (its first row, `unique`), and
+        every row of it writes what that row decides, so the write needs no host read."""
+        past = (task_of(labels, self.classes_per_task) < self.task) & unique
+        self.update_counter.index_put_((indices,), past.to(self.update_counter.dtype), accumulate=True)
         chosen = past & (torch.rand(len(indices), device=self.device) * self.update_counter[indices] < 1)
-        updated = self.rescaled(logits[chosen], outputs[chosen], labels[chosen],
-                                self.task * self.classes_per_task, self.n_classes)
-        self.buffer.logits[indices[chosen]] = updated
+        updated = self.rescaled(logits, outputs, labels, self.task * self.classes_per_task, self.n_classes)
+        self.buffer.logits[indices] = torch.where(chosen[first_of, None], updated[first_of], logits)
 
     def rescaled(self, old, new, labels, start, end):
         """update_future_logits with this run's --gamma and --bounded_rescale."""

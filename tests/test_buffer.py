@@ -75,6 +75,18 @@ def test_rows_with_non_finite_logits_are_never_stored():
     assert buffer.labels[:2].tolist() == [0, 3] and torch.isfinite(buffer.logits[:2]).all()
 
 
+def test_once_full_a_row_with_non_finite_logits_leaves_its_slot_as_it_was():
+    torch.manual_seed(0)
+    buffer = Buffer(4, "cpu")
+    buffer.add(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), torch.zeros(4, 2))
+    before = {name: getattr(buffer, name).clone() for name in Buffer.FIELDS}
+    for _ in range(20):
+        buffer.add(torch.ones(3, 1, 2, 2, dtype=torch.uint8), torch.full((3,), 9), torch.full((3, 2), float("nan")))
+    assert buffer.n_seen == 64 and all(torch.equal(getattr(buffer, name), before[name]) for name in Buffer.FIELDS)
+    buffer.add(torch.ones(30, 1, 2, 2, dtype=torch.uint8), torch.full((30,), 9), torch.ones(30, 2))
+    assert (buffer.labels == 9).any()
+
+
 def test_append_fills_the_next_free_slots():
     buffer = Buffer(5, "cpu")
     buffer.append(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([3, 4]))

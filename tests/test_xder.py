@@ -167,8 +167,10 @@ def test_hinge_averages_only_violations():
     good = torch.tensor([[3.0, 1.0], [0.5, 0.2], [1.0, 0.0]])
     bad = torch.tensor([[1.0, 2.0], [0.4, 0.1], [2.0, 0.0]])
     # gaps with margin 0.3: 2 + .3 − 3 = −0.7; .4 + .3 − .5 = 0.2; 2 + .3 − 1 = 1.3
-    assert hinge(good, bad, 0.3).item() == pytest.approx((0.2 + 1.3) / 2)
-    assert hinge(good, bad - 10, 0.3).item() == 0.0
+    every = torch.ones(3, dtype=torch.bool)
+    assert hinge(good, bad, 0.3, every).item() == pytest.approx((0.2 + 1.3) / 2)
+    assert hinge(good, bad - 10, 0.3, every).item() == 0.0
+    assert hinge(good, bad, 0.3, torch.tensor([True, True, False])).item() == pytest.approx(0.2)
 
 
 def naive_supcon(features, labels, temperature):
@@ -205,7 +207,8 @@ def test_supcon_scale_does_not_grow_with_the_number_of_views():
 
 
 def test_first_occurrences():
-    assert first_occurrences(torch.tensor([3, 1, 3, 2, 1])).tolist() == [True, True, False, True, False]
+    unique, first_of = first_occurrences(torch.tensor([3, 1, 3, 2, 1]))
+    assert unique.tolist() == [True, True, False, True, False] and first_of.tolist() == [0, 1, 0, 3, 1]
 
 
 def test_update_future_logits_with_a_non_positive_target_keeps_the_reference_behaviour():

@@ -63,29 +63,42 @@ class Buffer:
         self.size = 0
         self.images = self.labels = self.logits = None
 
-    def _allocate(self, images, logits):
-        self.images = torch.empty((self.capacity, *images.shape[1:]), dtype=images.dtype, device=self.device)
-        self.labels = torch.empty(self.capacity, dtype=torch.long, device=self.device)
-        if logits is not None:
-            self.logits = torch.empty((self.capacity, logits.shape[1]), dtype=torch.float32, device=self.device)
+    def _allocate(self, image_shape, image_dtype, logit_width):
+        """Zeroed fields, each with one spare row past the capacity: the writes of discarded items go there,
+        so that insertion needs no host read to leave them out."""
+        rows = self.capacity + 1
+        self.storage = {"images": torch.zeros((rows, *image_shape), dtype=image_dtype, device=self.device),
+                        "labels": torch.zeros(rows, dtype=torch.long, device=self.device)}
+        if logit_width is not None:
+            self.storage["logits"] = torch.zeros((rows, logit_width), dtype=torch.float32, device=self.device)
+        for name in self.FIELDS:
+            setattr(self, name, self.storage[name][:self.capacity] if name in self.storage else None)
 
     def add(self, images, labels, logits=None):
         """Reservoir-insert a batch; images keep their dtype (uint8 stays uint8), logits are stored fp32.
-        Rows whose logits are not finite are dropped before sampling: a diverged step never
-        poisons the buffer."""
-        if logits is not None:
+        Rows whose logits are not finite are never stored, so a diverged step never poisons the buffer:
+        while it fills they are dropped before sampling (a host read, for its first capacity / batch steps
+        only); once it is full they count as seen and the slots they draw keep what they held (no host read)."""
+        if logits is not None and self.n_seen < self.capacity:
             finite = torch.isfinite(logits).all(dim=1)
             images, labels, logits = images[finite], labels[finite], logits[finite]
-        slots = reservoir_slots(self.n_seen, images.shape[0], self.capacity, self.device)
-        self.n_seen += images.shape[0]
+        slots = reservoir_slots(self.n_seen, len(labels), self.capacity, self.device)
+        if logits is not None:
+            slots = torch.where(torch.isfinite(logits).all(dim=1), slots, -1)
+        self.n_seen += len(labels)
         self.size = min(self.n_seen, self.capacity)
-        chosen = slots >= 0
-        self.write(slots[chosen], images[chosen], labels[chosen], None if logits is None else logits[chosen])
+        if self.images is None:
+            self._allocate(images.shape[1:], images.dtype, None if logits is None else logits.shape[1])
+        target = torch.where(slots >= 0, slots, self.capacity)
+        self.storage["images"][target] = images.to(self.device)
+        self.storage["labels"][target] = labels.to(self.device)
+        if logits is not None:
+            self.storage["logits"][target] = logits.detach().float().to(self.device)
 
     def write(self, slots, images, labels, logits=None):
         """Overwrite the given slots (used by reservoir insertion and by models that refill)."""
         if self.images is None:
-            self._allocate(images, logits)
+            self._allocate(images.shape[1:], images.dtype, None if logits is None else logits.shape[1])
         self.images[slots] = images.to(self.device)
         self.labels[slots] = labels.to(self.device)
         if logits is not None:
@@ -125,8 +138,13 @@ class Buffer:
 
     def load_state_dict(self, state):
         self.n_seen, self.size = state["n_seen"], state["size"]
-        for name in self.FIELDS:
-            setattr(self, name, None if state[name] is None else state[name].to(self.device))
+        self.images = self.labels = self.logits = None
+        if state["images"] is not None:
+            self._allocate(state["images"].shape[1:], state["images"].dtype,
+                           None if state["logits"] is None else state["logits"].shape[1])
+            for name in self.FIELDS:
+                if state[name] is not None:
+                    getattr(self, name).copy_(state[name])
 
     def entry_bytes(self):
         """{field: bytes one entry takes} of the allocated fields."""

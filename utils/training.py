@@ -24,7 +24,7 @@ from utils.signals import Interrupted, StopSignals
 from utils.stability import summarize_stability
 from utils.tasks import task_of
 
-PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss
+PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss and two non-finite checks
 
 
 class NumericsError(Exception):
@@ -130,8 +130,10 @@ class Trainer:
             if progress["order"] is None:
                 progress["order"] = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
             batches = progress["order"].split(args.batch_size)
+            self.window_start = progress["step"]
             while progress["step"] < len(batches):
                 self.train_step(batches[progress["step"]], bar)
+            self.check_finite()
             if self.scheduler is not None:
                 self.scheduler.step()
             progress.update(epoch=progress["epoch"] + 1, step=0, order=None)
@@ -157,21 +159,18 @@ class Trainer:
 
     def train_step(self, batch, bar):
         progress, splits = self.progress, self.dataset.splits
-        try:
-            self.model.begin_step()
-            loss = self.model.observe(splits.train_images[batch], splits.train_labels[batch])
-        except NonFiniteLoss as error:
-            raise NumericsError(f"non-finite loss or logits at task {progress['task'] + 1}, epoch "
-                                f"{progress['epoch'] + 1}, step {progress['step'] + 1}: {error} "
-                                f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
+        self.model.begin_step()
+        loss = self.model.observe(splits.train_images[batch], splits.train_labels[batch])
         progress["step"] += 1
         progress["global_step"] += 1
         self.steps_run += 1
         self.events.step(progress["global_step"], self.model)
         if self.args.eval_every and progress["global_step"] % self.args.eval_every == 0:
             self.curve_point()
-        if not self.args.quiet and progress["step"] % PROGRESS_EVERY == 1:
-            bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
+        if progress["step"] % PROGRESS_EVERY == 0:
+            self.check_finite()
+            if not self.args.quiet:
+                bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
             bar.close()
@@ -194,12 +193,25 @@ class Trainer:
         self.events.curve(progress["global_step"], class_il)
         self.clock = time.perf_counter()
 
+    def check_finite(self):
+        """The model's non-finite steps since the last check (one host read; called every PROGRESS_EVERY
+        steps and at epoch ends, never per step): under --nan_policy stop, NumericsError naming the first."""
+        progress = self.progress
+        try:
+            self.model.read_finite()
+        except NonFiniteLoss as error:
+            raise NumericsError(f"non-finite loss or logits at task {progress['task'] + 1}, epoch "
+                                f"{progress['epoch'] + 1}, step {self.window_start + error.index + 1}: {error} "
+                                f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
+        self.window_start = progress["step"]
+
     def stop_if_signalled(self):
         """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""
         if self.signals.received is None:
             return
         path = None
         if self.steps_run:
+            self.check_finite()
             path = self.checkpoint(self.args.checkpoint_dir or default_checkpoint_dir(self.args))
         raise Interrupted(StopSignals.STATUS[self.signals.received], path)
 

@@ -44,7 +44,7 @@ class LogitAdjustedMask(Mask):
 
     def observe_labels(self, labels):
         self.steps = self.steps.to(labels.device)  # a checkpoint loads on the CPU
-        self.steps[self.position] += torch.bincount(labels, minlength=self.steps.shape[1]).to(self.steps.dtype)
+        self.steps[self.position].index_add_(0, labels, torch.ones_like(labels, dtype=self.steps.dtype))
 
     def state_dict(self):
         return {"steps": self.steps, "position": self.position}

@@ -39,5 +39,6 @@ class LodeMask(Mask):
         if task == 0:
             return None
         old = task_of_classes(logits.shape[1], classes_per_task, logits.device) < task
-        sides = torch.stack([logits[:, old].logsumexp(1), logits[:, ~old].logsumexp(1)], dim=1)
+        sides = torch.stack([logits.masked_fill(~old, float("-inf")).logsumexp(1),
+                             logits.masked_fill(old, float("-inf")).logsumexp(1)], dim=1)
         return self.rho / task * F.cross_entropy(sides, torch.ones_like(labels))
