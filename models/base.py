@@ -172,9 +172,10 @@ class ContinualModel(nn.Module):
     def step(self, **terms):
         """One SGD step on the sum of the named loss terms; returns the detached total.
 
-        Decided on the device, with no host read: a step whose total or stream logits are not finite has its
-        gradients zeroed, so that plain SGD leaves the parameters as they are, and is noted in self.watch,
-        which read_finite() reads at the logging interval and at epoch ends.
+        Decided on the device, with no host read: a step whose total or stream logits are not finite is noted
+        in self.watch, which read_finite() reads at the logging interval and at epoch ends (--nan_policy stop
+        then ends the run, naming that step); under --nan_policy skip its gradients are zeroed, so that plain
+        SGD leaves the parameters as they are.
         """
         loss = sum(terms.values())
         self.diagnostics.add_terms(terms)
@@ -182,17 +183,19 @@ class ContinualModel(nn.Module):
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
-            self.zero_grads_unless(ok)
+            self.skip_unless(ok)
             self.opt.step()
         else:
             self.scaler.scale(loss).backward()
-            self.zero_grads_unless(ok)
+            self.skip_unless(ok)
             self.scaler.step(self.opt)
             self.scaler.update()
         self.watch.note(ok, terms)
         return loss.detach()
 
-    def zero_grads_unless(self, ok):
+    def skip_unless(self, ok):
+        if self.args.nan_policy != "skip":
+            return
         for parameter in self.net.parameters():
             if parameter.grad is not None:
                 parameter.grad.copy_(torch.where(ok, parameter.grad, 0.0))
