@@ -69,6 +69,6 @@ def test_benchmark_prints_its_table():
                              "--buffer_size", "20"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for word in ("device:", "suite img/s", "bare img/s", "suite/bare", "peak MB", "derpp", "3080 + 40",
-                 "| cl ", "skipped er width 4 cl: channels_last below width 16"):
+                 "| cl ", "skipped er width 4 cl: channels_last below width 16", "fastest for derpp at width 16: "):
         assert word in result.stdout
     assert ("| bf16 " in result.stdout) == ("(native bf16)" in result.stdout)

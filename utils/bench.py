@@ -5,8 +5,9 @@ one kornia call, forwards, masked CE, backward, SGD step, buffer insertion), in 
 the second task with a full buffer. Bare step: the same forward shapes on in-memory float tensors,
 plain CE, backward, SGD step. The two alternate step by step and the medians are compared. Every
 configuration runs in a fresh process (peak memory is its own). Levers: fp32, cl (channels_last),
-compile+cl, bf16 (autocast) and bf16+cl; the bf16 rows are skipped on a CPU without native bf16, and
-channels_last rows below width 16 on the CPU (where torch's kernels crash).
+bf16 (autocast), each alone and combined, with and without compile; the bf16 rows are skipped on a CPU
+without native bf16, and channels_last rows below width 16 on the CPU (where torch's kernels crash). The
+summary names the fastest lever (suite step) per model and width.
 """
 import argparse
 import multiprocessing
@@ -23,9 +24,10 @@ from utils.device import resolve_device, synchronize
 from utils.environment import cpu_has_native_bf16, cpu_name
 
 BATCH = 32
-LEVERS = {"fp32": ["--no-channels_last"], "cl": ["--channels_last"],
+LEVERS = {"fp32": ["--no-channels_last"], "cl": ["--channels_last"], "compile": ["--compile", "--no-channels_last"],
           "compile+cl": ["--compile", "--channels_last"], "bf16": ["--amp", "--no-channels_last"],
-          "bf16+cl": ["--amp", "--channels_last"]}
+          "bf16+cl": ["--amp", "--channels_last"], "compile+bf16": ["--compile", "--amp", "--no-channels_last"],
+          "compile+bf16+cl": ["--compile", "--amp", "--channels_last"]}
 
 
 def build(model_name, width, precision, options):
@@ -172,6 +174,22 @@ def main(argv=None):
                              f"{result['peak_mb']:.0f}", f"{result['bytes_per_image']} + {result['logit_bytes']}"])
     print(tabulate(rows, headers=["model", "width", "precision", "suite img/s", "bare img/s", "suite/bare",
                                   "vs fp32", "peak MB", "buffer B/img (+logits)"], tablefmt="github"))
+    for line in fastest(rows):
+        print(line)
+
+
+def fastest(rows):
+    """One line per model and width: the lever with the fastest suite step, against fp32 where measured."""
+    best = {}
+    for model_name, width, precision, speed, *_ in rows:
+        if (model_name, width) not in best or float(speed) > float(best[(model_name, width)][1]):
+            best[(model_name, width)] = (precision, speed)
+    lines = []
+    for (model_name, width), (precision, speed) in best.items():
+        fp32 = next((float(r[3]) for r in rows if r[:3] == [model_name, width, "fp32"]), None)
+        against = f", {float(speed) / fp32:.2f}× fp32" if fp32 else ""
+        lines.append(f"fastest for {model_name} at width {width}: {precision} ({speed} img/s{against})")
+    return lines
 
 
 if __name__ == "__main__":
