@@ -68,6 +68,11 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
                        help="channels_last memory format for images (default: on for convolutional backbones "
                             "in fp32, where it is never slower; off under --amp and for MLPs)")
     speed.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    speed.add_argument("--levers", choices=("fixed", "auto", "auto-bf16"), default="fixed",
+                       help="fixed: --amp, --channels_last and --compile as given; auto: time the model's own step "
+                            "with each fp32 memory format (and compile where the run is long enough for it to pay) "
+                            "before the run and take the fastest; auto-bf16: bf16 autocast too, where the device "
+                            "runs it natively")
     speed.add_argument("--threads", type=positive_int,
                        help="torch CPU threads (default: torch's own choice; a sweep gives each run its share)")
     logging = parser.add_argument_group("diagnostics")

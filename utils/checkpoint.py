@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from utils.atomic import write_atomically
-from utils.run_identity import COSMETIC_FLAGS, MACHINE_FLAGS
+from utils.run_identity import CHOSEN_BY_LEVERS, COSMETIC_FLAGS, MACHINE_FLAGS
 
 PATTERN = "checkpoint-{:06d}.pt"
 KEPT = 2
@@ -75,6 +75,8 @@ def load_latest(directory):
 def check_same_run(saved_args, args):
     """Refuse to resume with flags that change the experiment (cosmetic ones may differ)."""
     ignored = COSMETIC_FLAGS | MACHINE_FLAGS
+    if args.get("levers", "fixed") != "fixed":
+        ignored |= frozenset(CHOSEN_BY_LEVERS)  # the checkpoint's choice is kept
     current = {k: v for k, v in args.items() if k not in ignored}
     saved = {k: v for k, v in saved_args.items() if k not in ignored}
     changed = sorted(k for k in set(current) | set(saved) if current.get(k) != saved.get(k))

@@ -143,7 +143,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     resolve_mask_value(parser, args)
     check_buffer_scope(parser, args, model_cls)
     check_calibration(parser, args, model_cls)
-    resolve_device(parser, args, dataset_cls)
+    resolve_device(parser, args, argv, dataset_cls)
     if args.resume and not args.checkpoint_dir:
         from utils.run_identity import default_checkpoint_dir
         args.checkpoint_dir = default_checkpoint_dir(args)
@@ -225,7 +225,7 @@ def resolve_mask_value(parser, args):
         parser.error(str(error))
 
 
-def resolve_device(parser, args, dataset_cls):
+def resolve_device(parser, args, argv, dataset_cls):
     """--device auto, and the precision and memory format that pay on it."""
     import torch
 
@@ -249,5 +249,12 @@ def resolve_device(parser, args, dataset_cls):
         parser.error(f"argument --channels_last: not allowed with --nf {args.nf} on the CPU: torch's channels_last "
                      f"convolution backward crashes there below {CHANNELS_LAST_MIN_WIDTH} channels at odd batch "
                      f"sizes (measured with torch 2.14.1); drop --channels_last")
-    if args.channels_last is None:
+    if args.levers != "fixed":
+        from utils.config import explicit_flags
+
+        given = sorted(explicit_flags(parser, argv) & {"amp", "channels_last", "compile"})
+        if given:
+            parser.error(f"argument --levers: {args.levers!r} chooses --amp, --channels_last and --compile by "
+                         f"measurement: drop --{', --'.join(given)} (or use --levers fixed)")
+    elif args.channels_last is None:
         args.channels_last = dataset_cls.CONVOLUTIONAL and args.amp is None and not (on_cpu and narrow)

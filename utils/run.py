@@ -47,10 +47,27 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
     dataset.prepare(args.device)
     if signals.received is not None:
         raise Interrupted(StopSignals.STATUS[signals.received], None)
+    levers = choose_run_levers(args, model_cls, dataset, resume_state, log)
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
     return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
-                        run_key_hash(args), dataset.provenance())
+                        run_key_hash(args), dataset.provenance(), levers)
+
+
+def choose_run_levers(args, model_cls, dataset, resume_state, log):
+    """Under --levers auto, set the levers: measured (and said in one line), or a checkpoint's own choice
+    when resuming; None under --levers fixed."""
+    from utils.levers import CHOSEN, choose_levers, lever_name
+
+    if args.levers == "fixed":
+        return None
+    if resume_state is not None:
+        vars(args).update({name: resume_state["args"][name] for name in CHOSEN})
+        return {"choice": lever_name(vars(args)), "from_checkpoint": True}
+    levers = choose_levers(args, model_cls, dataset)
+    log(f"levers {args.levers}: {levers['choice']} (median step: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in levers["step_ms"].items()) + ")")
+    return levers
 
 
 def load_resume_state(args, n_tasks):

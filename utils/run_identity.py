@@ -11,12 +11,23 @@ from utils.record import json_safe
 PATH_FLAGS = ("data_path", "results_path", "checkpoint_dir", "log_dir")
 COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("quiet", "resume", "threads", "log_every", "rerun"))
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
+# Flags added after results existed, left out of the key at the default that reproduces the runs before them,
+# so that those runs keep their keys.
+LATER_FLAG_DEFAULTS = {"levers": "fixed"}
+CHOSEN_BY_LEVERS = ("amp", "channels_last", "compile")  # measured at run time under --levers auto: not in the key
 
 
 def flags_key(flags):
     """Every flag of a resolved-flags dict (a results line's `args`) but paths, display and thread count,
-    with the device reduced to its kind (cuda:1 is cuda): equal keys are the same experiment."""
+    with the device reduced to its kind (cuda:1 is cuda), later flags at their neutral default left out and,
+    under --levers auto, the levers it chose: equal keys are the same experiment."""
     key = {name: value for name, value in sorted(flags.items()) if name not in COSMETIC_FLAGS}
+    for name, default in LATER_FLAG_DEFAULTS.items():
+        if key.get(name) == default:
+            del key[name]
+    if "levers" in key:
+        for name in CHOSEN_BY_LEVERS:
+            key.pop(name, None)
     if "device" in key:
         key["device"] = str(key["device"]).split(":")[0]
     return key

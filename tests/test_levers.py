@@ -1,0 +1,57 @@
+"""--levers auto: the choice comes from timing the model's own step, never changes what the run draws (the
+same accuracy matrix as the chosen levers given by hand), is said and recorded; the flags it chooses are
+refused beside it; old results keep their keys."""
+import pytest
+
+from tests.helpers import run_main
+from tests.test_datasets import write_cifar10
+from utils.cli import parse_args
+from utils.levers import eager_candidates
+from utils.run_identity import flags_key, run_key
+
+TINY_CIFAR = ["--dataset", "seq-cifar10", "--nf", "16", "--n_epochs", "1", "--batch_size", "8", "--threads", "1"]
+
+
+def test_the_auto_choice_gives_the_run_of_the_chosen_levers_by_hand(tmp_path, capsys):
+    write_cifar10(tmp_path / "data", per_file=40)
+    auto = run_main(tmp_path, "--model", "der", "--buffer_size", "16", "--levers", "auto", *TINY_CIFAR)
+    levers = auto["levers"]
+    assert set(levers["step_ms"]) == {"fp32", "cl"} and levers["choice"] in levers["step_ms"]
+    assert f"levers auto: {levers['choice']}" in capsys.readouterr().out
+    by_hand = run_main(tmp_path, "--model", "der", "--buffer_size", "16", *TINY_CIFAR,
+                       "--channels_last" if levers["choice"] == "cl" else "--no-channels_last")
+    assert by_hand["levers"] is None
+    assert auto["class_il"]["matrix"] == by_hand["class_il"]["matrix"]
+    assert auto["args"]["channels_last"] == by_hand["args"]["channels_last"]
+
+
+def test_bf16_is_a_candidate_only_when_allowed_and_native(monkeypatch):
+    import utils.levers
+
+    args, _, dataset_cls = parse_args(["--model", "der", "--buffer_size", "10", "--dataset", "seq-cifar10",
+                                       "--levers", "auto-bf16", "--device", "cpu"])
+    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: False)
+    assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
+    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: True)
+    assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl", "bf16", "bf16+cl"}
+    args.levers = "auto"
+    assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
+    mlp, _, mlp_cls = parse_args(["--model", "der", "--buffer_size", "10", "--levers", "auto"])
+    assert set(eager_candidates(mlp, mlp_cls)) == {"fp32"}
+
+
+@pytest.mark.parametrize("flag", ["--amp", "--channels_last", "--no-channels_last", "--compile"])
+def test_a_lever_given_beside_auto_is_refused_in_one_line(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--model", "er", "--buffer_size", "10", "--levers", "auto", flag])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--levers" in err and flag.split("-")[-1] in err
+
+
+def test_old_results_keep_their_keys_and_auto_keys_leave_out_the_chosen_levers():
+    args, _, _ = parse_args(["--model", "er", "--buffer_size", "10"])
+    before_the_flag = {name: value for name, value in vars(args).items() if name != "levers"}
+    assert run_key(args) == flags_key(before_the_flag)
+    auto, _, _ = parse_args(["--model", "er", "--buffer_size", "10", "--levers", "auto"])
+    key = run_key(auto)
+    assert key["levers"] == "auto" and not {"amp", "channels_last", "compile"} & set(key)

@@ -1,0 +1,104 @@
+"""--levers auto: the fastest speed levers (--amp, --channels_last, --compile) for this run on this machine,
+chosen by timing the model's own training step before the run starts.
+
+Each candidate builds its own copy of the model, fills its buffer with real steps of the first task and times
+real steps of the second; all of it runs inside a fork of the random streams, so the run itself draws exactly
+what it would have drawn with the chosen levers given by hand. `auto` keeps fp32 (memory format and compile
+only); `auto-bf16` also tries bf16 autocast where the device runs it natively (never on a CPU without
+AVX-512 BF16 or AMX). Compile is tried only when the run is long enough for it to pay: when the run's steps at
+the fastest eager lever take over COMPILE_AFTER_S, and it is chosen only if its saving over the run's steps
+exceeds the compilation time measured.
+"""
+import copy
+import math
+import statistics
+import time
+
+import torch
+
+from utils.cli import CHANNELS_LAST_MIN_WIDTH
+from utils.device import synchronize
+from utils.environment import cpu_has_native_bf16
+
+CHOSEN = ("amp", "channels_last", "compile")
+WARMUP, TIMED = 2, 5
+COMPILE_AFTER_S = 600
+
+
+def eager_candidates(args, dataset_cls):
+    """{name: lever values} of the eager levers this run may use here."""
+    on_cpu = not args.device.startswith("cuda")
+    formats = [False]
+    narrow = getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH
+    if dataset_cls.CONVOLUTIONAL and not (on_cpu and narrow):
+        formats.append(True)
+    precisions = [None]
+    if args.levers == "auto-bf16" and (not on_cpu or cpu_has_native_bf16()):
+        precisions.append("bf16")
+    levers = ({"amp": amp, "channels_last": cl, "compile": False} for amp in precisions for cl in formats)
+    return {lever_name(lever): lever for lever in levers}
+
+
+def lever_name(lever):
+    """fp32, cl, bf16, bf16+cl, each with compile+ in front when compiled (the bench's names)."""
+    parts = ["compile" if lever["compile"] else None, lever["amp"], "cl" if lever["channels_last"] else None]
+    return "+".join(part for part in parts if part) or "fp32"
+
+
+def time_steps(args, lever, model_cls, dataset):
+    """(median seconds of a training step in the second task, seconds of the first two steps there) with
+    `lever`, on a fresh copy of the model whose buffer real first-task steps filled."""
+    trial = copy.copy(args)
+    vars(trial).update(lever)
+    model = model_cls(dataset.get_backbone(), trial, dataset, args.device)
+    model.train()
+    images, labels = dataset.splits.train_images, dataset.splits.train_labels
+
+    def steps(task, count):
+        indices = dataset.task_indices(task)
+        times = []
+        for step in range(count):
+            start = step * args.batch_size % max(1, len(indices) - args.batch_size)
+            batch = indices[start:start + args.batch_size]
+            model.begin_step()
+            synchronize(args.device)
+            began = time.perf_counter()
+            model.observe(images[batch], labels[batch])
+            synchronize(args.device)
+            times.append(time.perf_counter() - began)
+        return times
+
+    model.begin_task(0, labels[dataset.task_indices(0)])
+    if model.buffer is not None:
+        steps(0, math.ceil(model.buffer.capacity / args.batch_size))
+    task = min(1, dataset.N_TASKS - 1)
+    model.begin_task(task, labels[dataset.task_indices(task)])
+    times = steps(task, WARMUP + TIMED)
+    return statistics.median(times[WARMUP:]), sum(times[:WARMUP])
+
+
+def run_steps(args, dataset):
+    """Training steps of the whole run (every task trains on its own data)."""
+    per_task = len(dataset.splits.train_labels) / dataset.N_TASKS
+    return dataset.N_TASKS * args.n_epochs * math.ceil(per_task / args.batch_size)
+
+
+def choose_levers(args, model_cls, dataset):
+    """Set args' --amp, --channels_last and --compile to the fastest lever; returns the choice, each
+    candidate's median step (ms) and the run's steps, for the results line."""
+    levers = eager_candidates(args, type(dataset))
+    steps = run_steps(args, dataset)
+    devices = [torch.device(args.device)] if args.device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        timings = {name: time_steps(args, lever, model_cls, dataset) for name, lever in levers.items()}
+        choice = min(timings, key=lambda name: timings[name][0])
+        if steps * timings[choice][0] > COMPILE_AFTER_S:
+            compiled = {**levers[choice], "compile": True}
+            name = lever_name(compiled)
+            levers[name] = compiled
+            timings[name] = time_steps(args, levers[name], model_cls, dataset)
+            if steps * (timings[choice][0] - timings[name][0]) > timings[name][1]:
+                choice = name
+    vars(args).update(levers[choice])
+    return {"choice": choice, "step_ms": {name: round(1000 * median, 3) for name, (median, _) in timings.items()},
+            "run_steps": steps}
