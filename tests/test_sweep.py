@@ -251,7 +251,7 @@ def test_dry_run_marks_runs_already_done_and_repeated(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("3 runs (1 repeating an earlier run of the grid, run once), 1 already in")
     assert out[0].endswith("1 to run")
-    assert out[1].endswith("--threads 1") and out[2].endswith("# already in the results file")
+    assert out[1].endswith(f"--threads {sweep.threads_per_run(1)}") and out[2].endswith("# already in the results file")
     assert out[3].endswith("# repeats an earlier run of the grid")
 
 
@@ -368,3 +368,9 @@ def test_a_gpu_worker_keeps_a_runs_own_device():
     assert pinned(["--model", "er"], "cuda:1") == ["--model", "er", "--device", "cuda:1"]
     assert pinned(["--model", "er", "--device", "cpu"], "cuda:1") == ["--model", "er", "--device", "cpu"]
     assert pinned(["--model", "er"], None) == ["--model", "er"]
+
+
+@pytest.mark.parametrize("cores,runs,threads", [(2, 1, 2), (2, 2, 1), (2, 360, 1), (16, 3, 5), (1, 4, 1), (2, 0, 2)])
+def test_the_cores_are_shared_out_among_the_runs_to_do(monkeypatch, cores, runs, threads):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert sweep.threads_per_run(runs) == threads

@@ -74,7 +74,8 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
                             "before the run and take the fastest; auto-bf16: bf16 autocast too, where the device "
                             "runs it natively")
     speed.add_argument("--threads", type=positive_int,
-                       help="torch CPU threads (default: torch's own choice; a sweep gives each run its share)")
+                       help="torch CPU threads (default: 1 for the MLP datasets, torch's own choice, every core, "
+                            "for the convolutional ones; a sweep gives each run its share)")
     logging = parser.add_argument_group("diagnostics")
     logging.add_argument("--log_dir", help="write TensorBoard event files of the per-step diagnostics and the "
                                            "per-task accuracies into this folder (default: none, no logging)")

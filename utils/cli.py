@@ -249,6 +249,8 @@ def resolve_device(parser, args, argv, dataset_cls):
         parser.error(f"argument --channels_last: not allowed with --nf {args.nf} on the CPU: torch's channels_last "
                      f"convolution backward crashes there below {CHANNELS_LAST_MIN_WIDTH} channels at odd batch "
                      f"sizes (measured with torch 2.14.1); drop --channels_last")
+    if args.threads is None and on_cpu and not dataset_cls.CONVOLUTIONAL:
+        args.threads = 1  # MLPs: a second thread never paid, and spins when the cores are shared (README, 'Threads')
     if args.levers != "fixed":
         from utils.config import explicit_flags
 
