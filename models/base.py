@@ -161,6 +161,17 @@ class ContinualModel(nn.Module):
         self.observe_labels(draw.labels)
         return draw
 
+    def separate_forwards_step(self, images, labels, draw):
+        """CE_mask(stream) + CE(draw), each from its own forward: the sum of the two means (ER-ACE's step and
+        the masking paper's ER); then the stream batch goes into the buffer. draw None: the stream alone."""
+        stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
+        terms = {"ce": self.stream_loss(self.net(stream_x), labels)}
+        if draw is not None:
+            terms["buffer_ce"] = self.buffer_loss(self.net(replay_x[0]), draw.labels)
+        loss = self.step(**terms)
+        self.remember(images, labels)
+        return loss
+
     def begin_step(self):
         """Called by the training loop before each observe()."""
         self.mask.begin_step()

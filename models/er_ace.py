@@ -25,11 +25,4 @@ class ErAce(ContinualModel):
 
     def observe(self, images, labels):
         replay = not self.buffer.is_empty() and (self.task > 0 or self.args.task_free)
-        draw = self.draw() if replay else None
-        stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
-        terms = {"ce": self.stream_loss(self.net(stream_x), labels)}
-        if draw is not None:
-            terms["buffer_ce"] = self.buffer_loss(self.net(replay_x[0]), draw.labels)
-        loss = self.step(**terms)
-        self.remember(images, labels)
-        return loss
+        return self.separate_forwards_step(images, labels, self.draw() if replay else None)

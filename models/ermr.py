@@ -12,11 +12,4 @@ class ErMr(Er):
     CONFIG_NAME = "ermr"
 
     def observe(self, images, labels):
-        draw = self.draw()
-        stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
-        terms = {"ce": self.stream_loss(self.net(stream_x), labels)}
-        if draw is not None:
-            terms["buffer_ce"] = self.buffer_loss(self.net(replay_x[0]), draw.labels)
-        loss = self.step(**terms)
-        self.remember(images, labels)
-        return loss
+        return self.separate_forwards_step(images, labels, self.draw())
