@@ -324,13 +324,13 @@ def test_a_lost_ray_node_and_a_killed_driver_lose_and_duplicate_nothing(tmp_path
         cluster.wait_for_nodes()
         results = tmp_path / "results"
         argv = ["--backend", "ray", "--address", cluster.address, "--results_path", str(results), "--grid",
-                "model=der", "seed=0-7", "--", "--n_epochs", "8", "--buffer_size", "20"]
+                "model=der", "seed=0-7", "--", "--n_epochs", "20", "--buffer_size", "20"]
         driver = subprocess.Popen([sys.executable, "-m", "utils.sweep", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 180
         while not read_records(results) and time.time() < deadline and driver.poll() is None:
             time.sleep(0.02)
-        time.sleep(0.3)  # both worker nodes are in a run (each takes over a second): the removed node's is lost
+        time.sleep(0.3)  # both worker nodes are in a run (each takes seconds): the removed node's is lost
         cluster.remove_node(workers[0])
         out, err = driver.communicate(timeout=300)
         assert driver.returncode == 0, err[-2000:]
