@@ -4,8 +4,9 @@ on seq-digits under a guard that fails on any device-to-host synchronisation dur
 .cpu(), .numpy(), nonzero, boolean-mask indexing, masked_select, torch.unique, bincount and printing a
 tensor. On a GPU each of these makes the step wait for the device instead of queueing work. Reads stay
 allowed where the suite takes them on purpose: the non-finite check at the logging interval, and the
-buffer's insertion while it fills (its first capacity / batch steps). One known read is left: kornia's
-random parameters for X-DER's strong views (augment_strong)."""
+buffer's insertion while it fills (its first capacity / batch steps). Known reads left, outside this
+suite's code: kornia's random parameters in X-DER's strong views (augment_strong, paused here) and, on the
+image datasets, in RandomCrop (seq-digits has no training augmentation, so this test does not reach it)."""
 import contextlib
 import traceback
 
