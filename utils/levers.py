@@ -47,7 +47,7 @@ def lever_name(lever):
 
 def time_steps(args, lever, model_cls, dataset):
     """(median seconds of a training step in the second task, seconds of the first two steps there) with
-    `lever`, on a fresh copy of the model whose buffer real first-task steps filled."""
+    `lever`, on a fresh copy of the model whose buffer real first-task steps (and its task end) filled."""
     trial = copy.copy(args)
     vars(trial).update(lever)
     model = model_cls(dataset.get_backbone(), trial, dataset, args.device)
@@ -68,9 +68,11 @@ def time_steps(args, lever, model_cls, dataset):
             times.append(time.perf_counter() - began)
         return times
 
-    model.begin_task(0, labels[dataset.task_indices(0)])
+    first = dataset.task_indices(0)
+    model.begin_task(0, labels[first])
     if model.buffer is not None:
         steps(0, math.ceil(model.buffer.capacity / args.batch_size))
+        model.end_task(0, images[first], labels[first])  # X-DER and SS-IL fill their buffer here
     task = min(1, dataset.N_TASKS - 1)
     model.begin_task(task, labels[dataset.task_indices(task)])
     times = steps(task, WARMUP + TIMED)
