@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import ROOT
 from tests.helpers import Exploit, read_records, run_cli
-from utils.checkpoint import CheckpointError, checkpoint_paths, load_latest, save_checkpoint
+from utils.checkpoint import CheckpointError, check_same_run, checkpoint_paths, load_latest, save_checkpoint
 
 RUN = ["--model", "derpp", "--mask", "balanced", "--buffer_size", "40", "--n_epochs", "25", "--seed", "5",
        "--quiet"]
@@ -103,6 +103,13 @@ def test_resume_with_other_flags_is_refused(tmp_path):
                       "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "--seed 0 (now 9)" in refused.stderr
+
+
+def test_a_checkpoint_from_before_a_later_flag_resumes_at_its_neutral_default():
+    saved = {"model": "er", "seed": 0, "amp": None}  # written before --levers existed
+    check_same_run(saved, {**saved, "levers": "fixed"})
+    with pytest.raises(CheckpointError, match="--levers"):
+        check_same_run(saved, {**saved, "levers": "auto"})
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -55,3 +55,53 @@ def test_old_results_keep_their_keys_and_auto_keys_leave_out_the_chosen_levers()
     auto, _, _ = parse_args(["--model", "er", "--buffer_size", "10", "--levers", "auto"])
     key = run_key(auto)
     assert key["levers"] == "auto" and not {"amp", "channels_last", "compile"} & set(key)
+
+
+def fake_trials(monkeypatch, timings):
+    """time_steps replaced by fixed (median s, other s) per lever name; an exception is raised as given."""
+    import utils.levers
+
+    def fake(args, lever, model_cls, dataset):
+        outcome = timings[utils.levers.lever_name(lever)]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    monkeypatch.setattr(utils.levers, "time_steps", fake)
+
+
+@pytest.mark.parametrize("compiled,expected", [((0.010, 20.0), "compile+cl"), ((0.010, 400.0), "cl"),
+                                               (RuntimeError("no C++ compiler"), "cl")])
+def test_compile_is_taken_only_where_its_saving_over_the_run_beats_its_cost(monkeypatch, compiled, expected):
+    import utils.levers
+
+    args, model_cls, dataset_cls = parse_args(["--model", "der", "--buffer_size", "10", "--dataset", "seq-cifar10",
+                                               "--levers", "auto", "--device", "cpu", "--n_epochs", "50"])
+    dataset = dataset_cls(args)
+    monkeypatch.setattr(utils.levers, "run_steps", lambda *a: 20_000)  # × 0.02 s = 400 s of steps
+    monkeypatch.setattr(utils.levers, "COMPILE_AFTER_S", 100)
+    fake_trials(monkeypatch, {"fp32": (0.030, 1.0), "cl": (0.020, 1.0), "compile+cl": compiled})
+    levers = utils.levers.choose_levers(args, model_cls, dataset)
+    assert levers["choice"] == expected and ("compile_error" in levers) == isinstance(compiled, Exception)
+    assert args.compile == (expected == "compile+cl") and args.channels_last
+
+
+def test_a_run_under_joint_counts_the_seen_tasks_steps():
+    from types import SimpleNamespace
+
+    from utils.levers import run_steps
+    dataset = SimpleNamespace(splits=SimpleNamespace(train_labels=range(1000)), N_TASKS=5)
+    args = SimpleNamespace(n_epochs=2, batch_size=100)
+    assert run_steps(args, SimpleNamespace(TRAINS_ON_SEEN_TASKS=False), dataset) == 2 * 5 * 2
+    assert run_steps(args, SimpleNamespace(TRAINS_ON_SEEN_TASKS=True), dataset) == 2 * (2 + 4 + 6 + 8 + 10)
+
+
+def test_a_checkpoints_levers_that_this_device_cannot_run_are_dropped(monkeypatch):
+    from types import SimpleNamespace
+
+    import utils.levers
+    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: False)
+    args = SimpleNamespace(device="cpu", amp="bf16", channels_last=True, compile=False, nf=8)
+    assert utils.levers.usable_here(args) == ["amp", "channels_last"]
+    assert args.amp is None and not args.channels_last
+    wide = SimpleNamespace(device="cpu", amp=None, channels_last=True, compile=False, nf=20)
+    assert utils.levers.usable_here(wide) == [] and wide.channels_last

@@ -48,3 +48,13 @@ def test_a_model_missing_on_one_side_is_one_line(tmp_path, suite, capsys):
         side_by_side.main(["--mammoth", str(tmp_path), "--suite", str(suite), "--dataset", "seq-digits",
                            "--models", "er", "ermr"])
     assert exit_info.value.code == 2 and "no Mammoth run of ermr on seq-digits" in capsys.readouterr().err
+
+
+def test_two_mammoth_runs_of_one_seed_are_refused_in_one_line(tmp_path, suite, capsys):
+    write_mammoth(tmp_path, "er", {0: [90, 40, 30, 20, 10]})
+    with open(tmp_path / "class-il" / "seq-digits" / "er" / "logs.pyd.pyd", "a") as f:
+        f.write("{'seed': 0, 'accmean_task1': np.float64(1.0)}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        side_by_side.main(["--mammoth", str(tmp_path), "--suite", str(suite), "--dataset", "seq-digits",
+                           "--models", "er"])
+    assert exit_info.value.code == 2 and "two runs of er with seed 0" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from utils.atomic import write_atomically
-from utils.run_identity import CHOSEN_BY_LEVERS, COSMETIC_FLAGS, MACHINE_FLAGS
+from utils.run_identity import CHOSEN_BY_LEVERS, COSMETIC_FLAGS, LATER_FLAG_DEFAULTS, MACHINE_FLAGS
 
 PATTERN = "checkpoint-{:06d}.pt"
 KEPT = 2
@@ -78,7 +78,7 @@ def check_same_run(saved_args, args):
     if args.get("levers", "fixed") != "fixed":
         ignored |= frozenset(CHOSEN_BY_LEVERS)  # the checkpoint's choice is kept
     current = {k: v for k, v in args.items() if k not in ignored}
-    saved = {k: v for k, v in saved_args.items() if k not in ignored}
+    saved = {**LATER_FLAG_DEFAULTS, **{k: v for k, v in saved_args.items() if k not in ignored}}  # older checkpoints
     changed = sorted(k for k in set(current) | set(saved) if current.get(k) != saved.get(k))
     if changed:
         details = ", ".join(f"--{k} {saved.get(k)!r} (now {current.get(k)!r})" for k in changed)

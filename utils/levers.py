@@ -46,8 +46,11 @@ def lever_name(lever):
 
 
 def time_steps(args, lever, model_cls, dataset):
-    """(median seconds of a training step in the second task, seconds of the first two steps there) with
-    `lever`, on a fresh copy of the model whose buffer real first-task steps (and its task end) filled."""
+    """(median seconds of a training step in the second task, the trial's other seconds) with `lever`, on a
+    fresh copy of the model whose buffer real first-task steps (and its task end) filled. The other seconds
+    are the trial's whole time less its steps at that median: building, warming up and, for compile, the
+    compilation of every shape it met."""
+    began = time.perf_counter()
     trial = copy.copy(args)
     vars(trial).update(lever)
     model = model_cls(dataset.get_backbone(), trial, dataset, args.device)
@@ -62,45 +65,71 @@ def time_steps(args, lever, model_cls, dataset):
             batch = indices[start:start + args.batch_size]
             model.begin_step()
             synchronize(args.device)
-            began = time.perf_counter()
+            step_began = time.perf_counter()
             model.observe(images[batch], labels[batch])
             synchronize(args.device)
-            times.append(time.perf_counter() - began)
+            times.append(time.perf_counter() - step_began)
         return times
 
     first = dataset.task_indices(0)
     model.begin_task(0, labels[first])
+    filling = 0
     if model.buffer is not None:
-        steps(0, math.ceil(model.buffer.capacity / args.batch_size))
+        filling = len(steps(0, math.ceil(model.buffer.capacity / args.batch_size)))
         model.end_task(0, images[first], labels[first])  # X-DER and SS-IL fill their buffer here
     task = min(1, dataset.N_TASKS - 1)
     model.begin_task(task, labels[dataset.task_indices(task)])
     times = steps(task, WARMUP + TIMED)
-    return statistics.median(times[WARMUP:]), sum(times[:WARMUP])
+    median = statistics.median(times[WARMUP:])
+    return median, time.perf_counter() - began - median * (filling + WARMUP + TIMED)
 
 
-def run_steps(args, dataset):
-    """Training steps of the whole run (every task trains on its own data)."""
+def run_steps(args, model_cls, dataset):
+    """Training steps of the whole run: each task trains on its own data, or on every task seen so far for a
+    model that does (joint)."""
     per_task = len(dataset.splits.train_labels) / dataset.N_TASKS
-    return dataset.N_TASKS * args.n_epochs * math.ceil(per_task / args.batch_size)
+    tasks = [(t + 1 if model_cls.TRAINS_ON_SEEN_TASKS else 1) for t in range(dataset.N_TASKS)]
+    return args.n_epochs * sum(math.ceil(n * per_task / args.batch_size) for n in tasks)
+
+
+def usable_here(args):
+    """Drop from args the levers this device cannot run (a checkpoint's choice resumed elsewhere): bf16
+    without native bf16 or fp16 on a CPU, channels_last below width CHANNELS_LAST_MIN_WIDTH on a CPU.
+    Returns the names of the levers dropped."""
+    on_cpu = not args.device.startswith("cuda")
+    dropped = []
+    if on_cpu and (args.amp == "fp16" or (args.amp == "bf16" and not cpu_has_native_bf16())):
+        args.amp, dropped = None, dropped + ["amp"]
+    if on_cpu and args.channels_last and getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH:
+        args.channels_last, dropped = False, dropped + ["channels_last"]
+    return dropped
 
 
 def choose_levers(args, model_cls, dataset):
     """Set args' --amp, --channels_last and --compile to the fastest lever; returns the choice, each
-    candidate's median step (ms) and the run's steps, for the results line."""
+    candidate's median step (ms), the run's steps and, where compile was tried and could not build, why."""
     levers = eager_candidates(args, type(dataset))
-    steps = run_steps(args, dataset)
+    steps = run_steps(args, model_cls, dataset)
     devices = [torch.device(args.device)] if args.device.startswith("cuda") else []
+    compile_error = None
     with torch.random.fork_rng(devices=devices):
         timings = {name: time_steps(args, lever, model_cls, dataset) for name, lever in levers.items()}
         choice = min(timings, key=lambda name: timings[name][0])
         if steps * timings[choice][0] > COMPILE_AFTER_S:
             compiled = {**levers[choice], "compile": True}
             name = lever_name(compiled)
-            levers[name] = compiled
-            timings[name] = time_steps(args, levers[name], model_cls, dataset)
-            if steps * (timings[choice][0] - timings[name][0]) > timings[name][1]:
-                choice = name
+            try:
+                timings[name] = time_steps(args, compiled, model_cls, dataset)
+                levers[name] = compiled
+            except Exception as error:  # torch.compile could not build here (no compiler, ...): stay eager
+                compile_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if name in timings:
+                saved = steps * (timings[choice][0] - timings[name][0])
+                if saved > timings[name][1] - timings[choice][1]:
+                    choice = name
     vars(args).update(levers[choice])
-    return {"choice": choice, "step_ms": {name: round(1000 * median, 3) for name, (median, _) in timings.items()},
-            "run_steps": steps}
+    levers_record = {"choice": choice, "step_ms": {n: round(1000 * median, 3) for n, (median, _) in timings.items()},
+                     "run_steps": steps}
+    if compile_error:
+        levers_record["compile_error"] = compile_error
+    return levers_record

@@ -57,13 +57,14 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
 def choose_run_levers(args, model_cls, dataset, resume_state, log):
     """Under --levers auto, set the levers: measured (and said in one line), or a checkpoint's own choice
     when resuming; None under --levers fixed."""
-    from utils.levers import CHOSEN, choose_levers, lever_name
+    from utils.levers import CHOSEN, choose_levers, lever_name, usable_here
 
     if args.levers == "fixed":
         return None
     if resume_state is not None:
         vars(args).update({name: resume_state["args"][name] for name in CHOSEN})
-        return {"choice": lever_name(vars(args)), "from_checkpoint": True}
+        dropped = usable_here(args)
+        return {"choice": lever_name(vars(args)), "from_checkpoint": True, **({"dropped": dropped} if dropped else {})}
     levers = choose_levers(args, model_cls, dataset)
     log(f"levers {args.levers}: {levers['choice']} (median step: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in levers["step_ms"].items()) + ")")

@@ -156,7 +156,9 @@ def main(argv=None):
 
     results_file = os.path.join(options.results_path, RESULTS_FILE)
     statuses = plan(checked, finished_keys(results_file))
-    options.threads = options.threads or threads_per_run(statuses.count(TO_RUN))
+    if not options.threads:  # Ray takes it as each run's CPUs and GPU runs have their own device: 1 there
+        shares_cores = options.backend == "local" and not gpus_here()
+        options.threads = threads_per_run(statuses.count(TO_RUN)) if shares_cores else 1
     checked = [(full + ["--threads", str(options.threads)], key_hash) for full, key_hash in checked]
     todo = [full for (full, _), status in zip(checked, statuses) if status == TO_RUN]
     driver_hash = {tuple(full): key_hash for (full, key_hash), status in zip(checked, statuses) if status == TO_RUN}

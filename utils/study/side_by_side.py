@@ -26,6 +26,10 @@ from utils.study.tables import cell
 SETTINGS = {"class-il": "class_il", "task-il": "task_il"}
 
 
+class SideBySideError(ValueError):
+    """Runs that cannot be told apart by model and seed."""
+
+
 def read_mammoth(root, dataset, model):
     """{setting: {seed: [mean accuracy over the seen tasks after each task]}} from Mammoth's logs."""
     runs = {}
@@ -36,12 +40,11 @@ def read_mammoth(root, dataset, model):
                     run = ast.literal_eval(re.sub(r"np\.\w+\(([^()]*)\)", r"\1", line))
                     means = [run[f"accmean_task{t}"] for t in range(1, 1 + sum(k.startswith("accmean_task")
                                                                                for k in run))]
-                    runs.setdefault(setting, {})[run["seed"]] = means
+                    if run["seed"] in runs.setdefault(setting, {}):
+                        raise SideBySideError(f"{path}: two runs of {model} with seed {run['seed']}; keep one "
+                                              f"protocol per folder")
+                    runs[setting][run["seed"]] = means
     return runs
-
-
-class SideBySideError(ValueError):
-    """Runs that cannot be told apart by model and seed."""
 
 
 def read_suite(lines, dataset, model):
@@ -119,9 +122,9 @@ def main(argv=None):
     for pair in pairs:
         if len(pair) != 2 or not set(pair) <= set(options.models):
             parser.error(f"argument --effect: {':'.join(pair)!r} is not A:B of two of --models")
-    theirs = {model: read_mammoth(options.mammoth, options.dataset, model) for model in options.models}
     lines = read_lines([options.suite])[0]
     try:
+        theirs = {model: read_mammoth(options.mammoth, options.dataset, model) for model in options.models}
         ours = {model: read_suite(lines, options.dataset, model) for model in options.models}
     except SideBySideError as error:
         parser.error(str(error))
