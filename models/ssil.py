@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from models import register_model
 from models.base import ContinualModel
-from utils.buffer import balanced_subset, new_entries
+from utils.buffer import new_entries
 from utils.validators import positive_float
 
 
@@ -69,7 +69,6 @@ class SsIl(ContinualModel):
         """The memory keeps an equal share of every class seen: the past classes shrink to it, this task's
         classes fill the free slots."""
         if task > 0:
-            self.buffer.keep_only(balanced_subset(self.buffer.labels[:self.buffer.size],
-                                                  self.buffer.capacity // ((task + 1) * self.classes_per_task)))
+            self.buffer.shrink_to_share((task + 1) * self.classes_per_task)
         chosen = new_entries(labels, self.buffer.capacity - self.buffer.size)
         self.buffer.append(images[chosen], labels[chosen])

@@ -21,7 +21,7 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from models.xder_losses import similarity_preserving_loss, supcon_loss
-from utils.buffer import balanced_subset, new_entries
+from utils.buffer import new_entries
 from utils.tasks import task_of
 from utils.validators import non_negative_float, positive_float, positive_int
 
@@ -211,8 +211,7 @@ class XDer(ContinualModel):
         stored task by task: forwarding the past entries alone would give other statistics)."""
         with frozen_bn_stats(self.net):
             if task > 0:
-                self.buffer.keep_only(balanced_subset(self.buffer.labels[:self.buffer.size],
-                                                      self.buffer.capacity // ((task + 1) * self.classes_per_task)))
+                self.buffer.shrink_to_share((task + 1) * self.classes_per_task)
             chosen = new_entries(labels, self.buffer.capacity - self.buffer.size)
             logits = self.chunked_forward(images[chosen])
             if task > 0:

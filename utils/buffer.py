@@ -87,28 +87,28 @@ class Buffer:
             slots = torch.where(torch.isfinite(logits).all(dim=1), slots, -1)
         self.n_seen += len(labels)
         self.size = min(self.n_seen, self.capacity)
-        if self.images is None:
-            self._allocate(images.shape[1:], images.dtype, None if logits is None else logits.shape[1])
-        target = torch.where(slots >= 0, slots, self.capacity)
-        self.storage["images"][target] = images.to(self.device)
-        self.storage["labels"][target] = labels.to(self.device)
-        if logits is not None:
-            self.storage["logits"][target] = logits.detach().float().to(self.device)
+        self.write(torch.where(slots >= 0, slots, self.capacity), images, labels, logits)
 
     def write(self, slots, images, labels, logits=None):
-        """Overwrite the given slots (used by reservoir insertion and by models that refill)."""
+        """Overwrite the given slots (used by reservoir insertion and by models that refill); slot `capacity`
+        is the spare row, which takes what is discarded."""
         if self.images is None:
             self._allocate(images.shape[1:], images.dtype, None if logits is None else logits.shape[1])
-        self.images[slots] = images.to(self.device)
-        self.labels[slots] = labels.to(self.device)
+        self.storage["images"][slots] = images.to(self.device)
+        self.storage["labels"][slots] = labels.to(self.device)
         if logits is not None:
-            self.logits[slots] = logits.detach().float().to(self.device)
+            self.storage["logits"][slots] = logits.detach().float().to(self.device)
 
     def append(self, images, labels, logits=None):
         """Write a batch into the free slots after the current entries (no sampling)."""
         slots = torch.arange(self.size, self.size + len(labels), device=self.device)
         self.write(slots, images, labels, logits)
         self.size = self.n_seen = self.size + len(labels)
+
+    def shrink_to_share(self, n_classes):
+        """Keep the first capacity // n_classes entries of each class: a class-balanced memory making room
+        for new classes (X-DER's and SS-IL's task ends)."""
+        self.keep_only(balanced_subset(self.labels[:self.size], self.capacity // n_classes))
 
     def keep_only(self, indices):
         """Compact the buffer to the entries at `indices` (in that order); the rest is freed."""
