@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from utils.atomic import write_atomically
-from utils.run_identity import CHOSEN_BY_LEVERS, COSMETIC_FLAGS, LATER_FLAG_DEFAULTS, MACHINE_FLAGS
+from utils.run_identity import MACHINE_FLAGS, flags_key
 
 PATTERN = "checkpoint-{:06d}.pt"
 KEPT = 2
@@ -73,12 +73,10 @@ def load_latest(directory):
 
 
 def check_same_run(saved_args, args):
-    """Refuse to resume with flags that change the experiment (cosmetic ones may differ)."""
-    ignored = COSMETIC_FLAGS | MACHINE_FLAGS
-    if args.get("levers", "fixed") != "fixed":
-        ignored |= frozenset(CHOSEN_BY_LEVERS)  # the checkpoint's choice is kept
-    current = {k: v for k, v in args.items() if k not in ignored}
-    saved = {**LATER_FLAG_DEFAULTS, **{k: v for k, v in saved_args.items() if k not in ignored}}  # older checkpoints
+    """Refuse to resume with flags that change the experiment: the run keys compared, less the device (cosmetic
+    flags, a later flag at its neutral default and the levers --levers auto chose may differ)."""
+    current, saved = ({k: v for k, v in flags_key(flags).items() if k not in MACHINE_FLAGS}
+                      for flags in (args, saved_args))  # compared as run keys are
     changed = sorted(k for k in set(current) | set(saved) if current.get(k) != saved.get(k))
     if changed:
         details = ", ".join(f"--{k} {saved.get(k)!r} (now {current.get(k)!r})" for k in changed)
