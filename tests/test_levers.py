@@ -26,13 +26,13 @@ def test_the_auto_choice_gives_the_run_of_the_chosen_levers_by_hand(tmp_path, ca
 
 
 def test_bf16_is_a_candidate_only_when_allowed_and_native(monkeypatch):
-    import utils.levers
+    import utils.environment
 
     args, _, dataset_cls = parse_args(["--model", "der", "--buffer_size", "10", "--dataset", "seq-cifar10",
                                        "--levers", "auto-bf16", "--device", "cpu"])
-    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: False)
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
-    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: True)
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl", "bf16", "bf16+cl"}
     args.levers = "auto"
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
@@ -98,8 +98,9 @@ def test_a_run_under_joint_counts_the_seen_tasks_steps():
 def test_a_checkpoints_levers_that_this_device_cannot_run_are_dropped(monkeypatch):
     from types import SimpleNamespace
 
+    import utils.environment
     import utils.levers
-    monkeypatch.setattr(utils.levers, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: False)
     args = SimpleNamespace(device="cpu", amp="bf16", channels_last=True, compile=False, nf=8)
     assert utils.levers.usable_here(args) == ["amp", "channels_last"]
     assert args.amp is None and not args.channels_last

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
-from utils.cli import CHANNELS_LAST_MIN_WIDTH, parse_args
+from utils.cli import CHANNELS_LAST_MIN_WIDTH, amp_refusal, channels_last_crashes, parse_args
 from utils.device import resolve_device, synchronize
 from utils.environment import cpu_has_native_bf16, cpu_name
 
@@ -129,9 +129,9 @@ def run_isolated(config, options):
 def skipped(precision, width, device):
     """Why a lever cannot run here, or None."""
     on_cpu = not device.startswith("cuda")
-    if on_cpu and "bf16" in precision and not cpu_has_native_bf16():
+    if "bf16" in precision and amp_refusal("bf16", on_cpu):
         return "this CPU has no native bf16 (bf16 autocast would run about 10x slower than fp32)"
-    if on_cpu and "cl" in precision.split("+") and width < CHANNELS_LAST_MIN_WIDTH:
+    if "cl" in precision.split("+") and channels_last_crashes(width, on_cpu):
         return f"channels_last below width {CHANNELS_LAST_MIN_WIDTH} crashes torch's CPU kernels"
     return None
 

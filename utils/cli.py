@@ -225,12 +225,29 @@ def resolve_mask_value(parser, args):
         parser.error(str(error))
 
 
+def amp_refusal(amp, on_cpu):
+    """Why --amp `amp` cannot run on this device (the CPU when on_cpu), or None."""
+    from utils.environment import cpu_has_native_bf16
+
+    if on_cpu and amp == "fp16":
+        return "'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)"
+    if on_cpu and amp == "bf16" and not cpu_has_native_bf16():
+        return ("'bf16' is not allowed on this CPU: it has no native bf16 (AVX-512 BF16 or AMX), where bf16 "
+                "autocast runs about 10x slower than fp32; drop --amp, or use a GPU")
+    return None
+
+
+def channels_last_crashes(width, on_cpu):
+    """Whether torch's channels_last convolution backward would crash for a backbone of `width` (--nf; None for
+    the MLPs): on the CPU below CHANNELS_LAST_MIN_WIDTH channels."""
+    return on_cpu and width is not None and width < CHANNELS_LAST_MIN_WIDTH
+
+
 def resolve_device(parser, args, argv, dataset_cls):
     """--device auto, and the precision and memory format that pay on it."""
     import torch
 
     from utils.device import resolve_device
-    from utils.environment import cpu_has_native_bf16
 
     args.device = resolve_device(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -239,13 +256,11 @@ def resolve_device(parser, args, argv, dataset_cls):
         parser.error(f"argument --device: {args.device!r} is not allowed: this machine has "
                      f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     on_cpu = not args.device.startswith("cuda")
-    if args.amp == "fp16" and on_cpu:
-        parser.error("argument --amp: 'fp16' is not allowed on the CPU: use --amp bf16 (or --device cuda)")
-    if args.amp == "bf16" and on_cpu and not cpu_has_native_bf16():
-        parser.error("argument --amp: 'bf16' is not allowed on this CPU: it has no native bf16 (AVX-512 BF16 or "
-                     "AMX), where bf16 autocast runs about 10x slower than fp32; drop --amp, or use a GPU")
-    narrow = getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH
-    if args.channels_last and on_cpu and narrow:
+    refusal = amp_refusal(args.amp, on_cpu)
+    if refusal:
+        parser.error(f"argument --amp: {refusal}")
+    narrow = channels_last_crashes(getattr(args, "nf", None), on_cpu)
+    if args.channels_last and narrow:
         parser.error(f"argument --channels_last: not allowed with --nf {args.nf} on the CPU: torch's channels_last "
                      f"convolution backward crashes there below {CHANNELS_LAST_MIN_WIDTH} channels at odd batch "
                      f"sizes (measured with torch 2.14.1); drop --channels_last")
@@ -259,4 +274,4 @@ def resolve_device(parser, args, argv, dataset_cls):
             parser.error(f"argument --levers: {args.levers!r} chooses --amp, --channels_last and --compile by "
                          f"measurement: drop --{', --'.join(given)} (or use --levers fixed)")
     elif args.channels_last is None:
-        args.channels_last = dataset_cls.CONVOLUTIONAL and args.amp is None and not (on_cpu and narrow)
+        args.channels_last = dataset_cls.CONVOLUTIONAL and args.amp is None and not narrow

@@ -16,9 +16,8 @@ import time
 
 import torch
 
-from utils.cli import CHANNELS_LAST_MIN_WIDTH
+from utils.cli import amp_refusal, channels_last_crashes
 from utils.device import synchronize
-from utils.environment import cpu_has_native_bf16
 
 CHOSEN = ("amp", "channels_last", "compile")
 WARMUP, TIMED = 2, 5
@@ -29,11 +28,10 @@ def eager_candidates(args, dataset_cls):
     """{name: lever values} of the eager levers this run may use here."""
     on_cpu = not args.device.startswith("cuda")
     formats = [False]
-    narrow = getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH
-    if dataset_cls.CONVOLUTIONAL and not (on_cpu and narrow):
+    if dataset_cls.CONVOLUTIONAL and not channels_last_crashes(getattr(args, "nf", None), on_cpu):
         formats.append(True)
     precisions = [None]
-    if args.levers == "auto-bf16" and (not on_cpu or cpu_has_native_bf16()):
+    if args.levers == "auto-bf16" and amp_refusal("bf16", on_cpu) is None:
         precisions.append("bf16")
     levers = ({"amp": amp, "channels_last": cl, "compile": False} for amp in precisions for cl in formats)
     return {lever_name(lever): lever for lever in levers}
@@ -93,15 +91,16 @@ def run_steps(args, model_cls, dataset):
 
 
 def usable_here(args):
-    """Drop from args the levers this device cannot run (a checkpoint's choice resumed elsewhere): bf16
-    without native bf16 or fp16 on a CPU, channels_last below width CHANNELS_LAST_MIN_WIDTH on a CPU.
-    Returns the names of the levers dropped."""
+    """Drop from args the levers this device cannot run (a checkpoint's choice resumed elsewhere), by the
+    rules the command line is checked with. Returns the names of the levers dropped."""
     on_cpu = not args.device.startswith("cuda")
     dropped = []
-    if on_cpu and (args.amp == "fp16" or (args.amp == "bf16" and not cpu_has_native_bf16())):
-        args.amp, dropped = None, dropped + ["amp"]
-    if on_cpu and args.channels_last and getattr(args, "nf", CHANNELS_LAST_MIN_WIDTH) < CHANNELS_LAST_MIN_WIDTH:
-        args.channels_last, dropped = False, dropped + ["channels_last"]
+    if amp_refusal(args.amp, on_cpu):
+        args.amp = None
+        dropped.append("amp")
+    if args.channels_last and channels_last_crashes(getattr(args, "nf", None), on_cpu):
+        args.channels_last = False
+        dropped.append("channels_last")
     return dropped
 
 
@@ -120,10 +119,10 @@ def choose_levers(args, model_cls, dataset):
             name = lever_name(compiled)
             try:
                 timings[name] = time_steps(args, compiled, model_cls, dataset)
-                levers[name] = compiled
             except Exception as error:  # torch.compile could not build here (no compiler, ...): stay eager
                 compile_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            if name in timings:
+            else:
+                levers[name] = compiled
                 saved = steps * (timings[choice][0] - timings[name][0])
                 if saved > timings[name][1] - timings[choice][1]:
                     choice = name
