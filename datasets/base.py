@@ -74,12 +74,14 @@ class ContinualDataset:
         random resized crop, flip, colour jitter and grayscale (jitter of brightness and contrast
         only for one-channel images)."""
         import kornia.augmentation as K
+
+        from datasets.augmentations import ColorJiggleInOrder, ResizedCrop
         size = tuple(self.splits.train_images.shape[2:])
         if len(self.MEAN) == 1:
-            return nn.Sequential(K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
-                                 K.ColorJiggle(0.4, 0.4, p=0.8))
-        return nn.Sequential(K.RandomResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
-                             K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2))
+            return nn.Sequential(ResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
+                                 ColorJiggleInOrder(0.4, 0.4, p=0.8))
+        return nn.Sequential(ResizedCrop(size, scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
+                             ColorJiggleInOrder(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2))
 
     def prepare(self, device, splits=None):
         """Load the splits (or use the given ones) onto `device`, their labels renumbered by the run's

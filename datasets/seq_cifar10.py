@@ -4,6 +4,7 @@ from torchvision.datasets import CIFAR10
 
 from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
+from datasets.augmentations import PaddedRandomCrop
 from datasets.base import ContinualDataset, Splits
 from datasets.cifar_files import load_release
 
@@ -30,4 +31,4 @@ class SequentialCIFAR10(ContinualDataset):
         return ResNet18(self.n_classes, nf=self.args.nf)
 
     def train_augmentation(self):
-        return nn.Sequential(K.RandomCrop((32, 32), padding=4), K.RandomHorizontalFlip())
+        return nn.Sequential(PaddedRandomCrop((32, 32), padding=4), K.RandomHorizontalFlip())

@@ -9,6 +9,7 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from backbone.resnet18 import ResNet18, add_width_arg
 from datasets import register_dataset
+from datasets.augmentations import PaddedRandomCrop
 from datasets.base import ContinualDataset, DataError, Splits, warn_data
 from datasets.downloads import download_or_fail
 from utils.atomic import write_atomically
@@ -125,4 +126,4 @@ class SequentialTinyImageNet(ContinualDataset):
         return ResNet18(self.n_classes, nf=self.args.nf)
 
     def train_augmentation(self):
-        return nn.Sequential(K.RandomCrop((64, 64), padding=4), K.RandomHorizontalFlip())
+        return nn.Sequential(PaddedRandomCrop((64, 64), padding=4), K.RandomHorizontalFlip())

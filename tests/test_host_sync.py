@@ -4,9 +4,9 @@ on seq-digits under a guard that fails on any device-to-host synchronisation dur
 .cpu(), .numpy(), nonzero, boolean-mask indexing, masked_select, torch.unique, bincount and printing a
 tensor. On a GPU each of these makes the step wait for the device instead of queueing work. Reads stay
 allowed where the suite takes them on purpose: the non-finite check at the logging interval, and the
-buffer's insertion while it fills (its first capacity / batch steps). Known reads left, outside this
-suite's code: kornia's random parameters in X-DER's strong views (augment_strong, paused here) and, on the
-image datasets, in RandomCrop (seq-digits has no training augmentation, so this test does not reach it)."""
+buffer's insertion while it fills (its first capacity / batch steps). The image datasets' training crop and
+X-DER's strong views run under the guard too (datasets/augmentations.py applies kornia's draws on the
+device)."""
 import contextlib
 import traceback
 
@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from datasets.base import ContinualDataset
+from datasets.augmentations import ColorJiggleInOrder
 from models import MODELS
 from tests.helpers import run_main
+from tests.test_datasets import write_cifar10
 from utils.buffer import Buffer
 from utils.masks import MASKS
 from utils.training import Trainer
@@ -87,10 +88,10 @@ def guarded(monkeypatch):
         with guard:
             return real_step(self, batch, bar)
     real_step = Trainer.train_step
+    monkeypatch.setattr(ColorJiggleInOrder, "forward", ColorJiggleInOrder.in_order)  # the path off the CPU
     monkeypatch.setattr(Trainer, "train_step", step)
     monkeypatch.setattr(Trainer, "check_finite", wrap(Trainer.check_finite, lambda self: True))
     monkeypatch.setattr(Buffer, "add", wrap(Buffer.add, lambda buffer, *rest: buffer.n_seen < buffer.capacity))
-    monkeypatch.setattr(ContinualDataset, "augment_strong", wrap(ContinualDataset.augment_strong, lambda *a: True))
     return guard
 
 
@@ -112,3 +113,11 @@ def test_no_model_or_mask_reads_the_host_in_a_step(tmp_path, guarded, model):
                                    ["--mask", "ninf", "--mask_scope", "ace"], ["--nan_policy", "skip"]])
 def test_no_cure_reads_the_host_in_a_step(tmp_path, guarded, flags):
     run_main(tmp_path, "--model", "derpp", "--buffer_size", "20", *flags, *FEW_STEPS)
+
+
+@pytest.mark.parametrize("model", ["derpp", "xder"])
+def test_image_augmentations_do_not_read_the_host(tmp_path, guarded, model):
+    """The random crop and flip of seq-cifar10's training batches, and X-DER's strong views of its images."""
+    write_cifar10(tmp_path / "data", per_file=10)
+    run_main(tmp_path, "--model", model, "--buffer_size", "10", "--dataset", "seq-cifar10", "--nf", "8",
+             "--data_path", str(tmp_path / "data"), "--n_epochs", "1", "--batch_size", "16", "--threads", "1")
