@@ -226,6 +226,9 @@ def test_an_empty_file_says_it_is_empty(tmp_path, capsys):
     (["--format", "csv", "--pivot"], ("--pivot", "--format csv")),
     (["--pivot", "--baseline", "mask=none"], ("--baseline", "--pivot")),
     (["--ignore", "seed"], ("seed",)),
+    (["--columns", "model"], ("--columns", "without --baseline")),
+    (["--columns", "model", "--baseline", "mask=none", "--format", "csv"], ("--columns", "--format csv")),
+    (["--columns", "modle", "--baseline", "mask=none"], ("'modle' is not a flag", "did you mean 'model'")),
 ])
 def test_report_options_that_would_do_nothing_are_refused(tmp_path, capsys, argv, words):
     path = write(tmp_path / "r.jsonl", der_runs([40.0, 44.0]) + [record("der", "ninf", None, 0, 50.0)])
@@ -332,3 +335,44 @@ def test_compare_chooses_the_metric_the_baseline_comparison_tests(tmp_path, caps
     assert float(rows["ninf"]["stability_gap_mean"]) == pytest.approx(12.0)
     assert "--compare" in refused(capsys, path, "--compare", "bogus", "--baseline", "mask=none")
     assert "without --baseline" in refused(capsys, path, "--compare", "stability_gap")
+
+
+def cells_of(out):
+    """{row label: [cells]} of a markdown table, the header under "header"."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| ")]
+    return {"header": rows[0], **{row[0]: row[1:] for row in rows[1:]}}
+
+
+def test_columns_lay_cures_by_model_each_against_its_own_baseline(results, capsys):
+    out = table(capsys, results, "--where", "lr=0.1", "--baseline", "mask=none", "--columns", "model").out
+    cells = cells_of(out)
+    assert cells.pop("header") == ["Class-IL vs mask=none", "model=der", "model=er"]
+    assert list(cells) == ["mask=none", "mask=general mask_value=-3.0", "mask=ninf"]
+    assert cells["mask=none"] == ["44.00 ± 4.00", "30.50 ± 0.71, n = 2"]
+    assert cells["mask=general mask_value=-3.0"] == ["54.00 ± 4.58 (+10.00*)", "—"]  # p: the Welch test above
+    assert cells["mask=ninf"] == ["—", "35.50 ± 0.71 (+5.00*), n = 2"]  # variances 0.5: t = 7.07, 2 dof, p = 0.019
+
+
+def test_columns_take_any_of_several_baseline_values_and_name_a_missing_one(tmp_path, capsys):
+    """Each model against its own head (der linear, er cosine); a group with no baseline is named as such."""
+    runs = [record("der", mask, None, s, 40.0 + s + (5 if mask == "ninf" else 0)) for mask in ("none", "ninf")
+            for s in range(3)]
+    runs += [record("er", mask, None, s, 30.0 + s + (4 if mask == "ninf" else 0)) for mask in ("none", "ninf")
+             for s in range(3)]
+    runs += [record("er", "lode", None, 0, 10.0, lr=0.5)]
+    for run in runs:
+        run["args"]["head"] = "cosine" if run["model"] == "er" else "linear"
+    out = table(capsys, write(tmp_path / "r.jsonl", runs), "--baseline", "mask=none", "head=linear,cosine",
+                "--columns", "model").out
+    cells = cells_of(out)
+    assert cells["mask=none head=linear,cosine"] == ["41.00 ± 1.00", "31.00 ± 1.00"]
+    assert cells["mask=ninf"] == ["46.00 ± 1.00 (+5.00*)", "35.00 ± 1.00 (+4.00*)"]
+    lonely = "no baseline: model=er dataset=seq-digits mask=lode buffer_size=20 lr=0.5"
+    assert cells[lonely] == ["—", "10.00, n = 1"]
+
+
+def test_columns_refuse_two_groups_in_one_cell(tmp_path, capsys):
+    runs = [record("der", "none", None, s, 40.0, lr=lr) for s in range(2) for lr in (0.1, 0.5)]
+    err = refused(capsys, write(tmp_path / "r.jsonl", runs), "--baseline", "mask=none", "--columns", "model")
+    assert "--columns" in err and "lr=0.1" in err and "lr=0.5" in err and "--where" in err

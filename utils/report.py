@@ -20,6 +20,9 @@ def build_parser():
     parser.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
     parser.add_argument("--pivot", action="store_true", help="rows model × mask, columns buffer size × setting "
                                                              "(markdown and LaTeX)")
+    parser.add_argument("--columns", metavar="FLAG",
+                        help="with --baseline: one row per cure (what a group changes from its baseline), one "
+                             "column per value of FLAG (e.g. model), cells mean ± std (Δ, * Welch p < 0.05)")
     parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
                         help="keep only matching runs; KEY=V1,V2 keeps runs with any of the values")
     parser.add_argument("--ignore", nargs="+", default=[], metavar="FLAG", help="merge groups over these flags")
@@ -53,6 +56,11 @@ def check_options(parser, options):
     if options.pivot and options.baseline:
         parser.error("argument --baseline: not allowed with --pivot (the pivot has no comparison columns); "
                      "drop --pivot to see Δ and p")
+    if options.columns and not options.baseline:
+        parser.error("argument --columns: not allowed without --baseline (its rows are what each group changes "
+                     "from its baseline)")
+    if options.columns and (options.pivot or options.format == "csv"):
+        parser.error("argument --columns: not allowed with --pivot or --format csv (one layout at a time)")
     from utils.study.groups import METRIC
     if options.compare not in METRIC:
         parser.error(f"argument --compare: {options.compare!r} is not allowed: choose from {', '.join(METRIC)}"
@@ -102,6 +110,7 @@ def check_flags(parser, records, options):
     named = [("--where", c.partition("=")[0]) for c in options.where]
     named += [("--ignore", name) for name in options.ignore]
     named += [("--baseline", c.partition("=")[0]) for c in options.baseline]
+    named += [("--columns", options.columns)] if options.columns else []
     for flag, name in named:
         if name not in known:
             parser.error(f"argument {flag}: {name!r} is not a flag of any run in the results"
@@ -112,11 +121,11 @@ def check_flags(parser, records, options):
 
 def check_baseline(parser, groups, baseline):
     """Each KEY=VALUE of --baseline is held by some group of the table."""
-    from utils.study.groups import value_matches
+    from utils.study.groups import matches_any
 
     for condition in baseline:
         name, _, wanted = condition.partition("=")
-        if not any(value_matches(g.flags.get(name), wanted) for g in groups):
+        if not any(matches_any(g.flags.get(name), wanted) for g in groups):
             values = sorted({str(g.flags.get(name)) for g in groups})
             parser.error(f"argument --baseline: no run in the table has {condition} ({name} there: "
                          f"{', '.join(values)})")
@@ -127,7 +136,7 @@ def main(argv=None):
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     check_options(parser, options)
     from utils.study.groups import build_groups
-    from utils.study.tables import csv_table, group_rows, pivot_rows, render
+    from utils.study.tables import CellTaken, column_rows, csv_table, group_rows, pivot_rows, render
 
     records = read_runs(parser, options)
     check_flags(parser, records, options)
@@ -139,8 +148,12 @@ def main(argv=None):
         print(csv_table(groups, options.baseline, options.compare), end="")
     else:
         latex = options.format == "latex"
-        headers, rows = (pivot_rows(groups, latex) if options.pivot
-                         else group_rows(groups, options.baseline, latex, options.compare))
+        try:
+            headers, rows = (pivot_rows(groups, latex) if options.pivot
+                             else column_rows(groups, options.columns, options.baseline, options.compare, latex)
+                             if options.columns else group_rows(groups, options.baseline, latex, options.compare))
+        except CellTaken as error:
+            parser.error(f"argument --columns: {error}; keep one with --where or merge with --ignore")
         print(render(headers, rows, options.format))
         runs = sum(g.n for g in groups)
         print(f"\n{STD_NOTE}; {count(runs, 'run')} in {count(len(groups), 'group')}")

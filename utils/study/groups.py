@@ -62,10 +62,20 @@ def value_matches(value, wanted):
         return str(value) == wanted or json.dumps(value) == wanted
 
 
+def matches_any(value, wanted):
+    """KEY=V1,V2 text holds for any of its comma-separated values."""
+    return any(value_matches(value, one) for one in wanted.split(","))
+
+
 def matches(record, where):
     """--where KEY=VALUE filters, all of which must hold; KEY=V1,V2 holds for any of the values."""
-    return all(any(value_matches(record["args"].get(name), value) for value in wanted.split(","))
+    return all(matches_any(record["args"].get(name), wanted)
                for name, _, wanted in (condition.partition("=") for condition in where))
+
+
+def is_baseline(group, baseline):
+    """The group holds every KEY=VALUE (or KEY=V1,V2) of the baseline."""
+    return all(matches_any(group.flags.get(k), v) for k, _, v in (c.partition("=") for c in baseline))
 
 
 class Group:
@@ -125,11 +135,12 @@ def build_groups(records, ignored=(), where=()):
 
 
 def baseline_of(group, groups, baseline):
-    """The group equal to `group` except for the baseline's flags (KEY=VALUE) and flags the baseline
-    leaves unset (e.g. mask_value, which `none` does not have); None if there is none."""
+    """The group equal to `group` except for the baseline's flags (KEY=VALUE, or KEY=V1,V2 for any of the
+    values, such as each model's own head) and flags the baseline leaves unset (e.g. mask_value, which
+    `none` does not have); None if there is none."""
     wanted = dict(condition.partition("=")[::2] for condition in baseline)
     for candidate in groups:
-        if candidate is group or not all(value_matches(candidate.flags.get(k), v) for k, v in wanted.items()):
+        if candidate is group or not all(matches_any(candidate.flags.get(k), v) for k, v in wanted.items()):
             continue
         if all(candidate.flags.get(name) in (None, value) for name, value in group.flags.items() if name not in wanted):
             return candidate

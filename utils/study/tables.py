@@ -1,11 +1,12 @@
-"""Groups -> tables: one row per group (markdown, LaTeX, CSV) or the papers' pivot (rows model × mask,
-columns buffer size × setting). Cells are mean ± sample std (n−1)."""
+"""Groups -> tables: one row per group (markdown, LaTeX, CSV), the papers' pivot (rows model × mask,
+columns buffer size × setting), or cures × the values of one flag (each cell against its baseline).
+Cells are mean ± sample std (n−1)."""
 import csv
 import io
 
 from tabulate import tabulate
 
-from utils.study.groups import METRICS, OPTIONAL, baseline_of, value_matches, welch
+from utils.study.groups import METRICS, OPTIONAL, baseline_of, is_baseline, welch
 
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
           "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
@@ -75,8 +76,7 @@ def comparison(group, groups, baseline, compared="class_il_final_avg"):
     the metric."""
     reference = baseline_of(group, groups, baseline)
     if reference is None:
-        own = all(value_matches(group.flags.get(k), v) for k, _, v in (c.partition("=") for c in baseline))
-        return ("baseline" if own else "no baseline"), None
+        return ("baseline" if is_baseline(group, baseline) else "no baseline"), None
     mine, theirs = group.values(compared), reference.values(compared)
     return ("n/a", None) if mine is None or theirs is None else welch(mine, theirs)
 
@@ -128,6 +128,53 @@ def pivot_rows(groups, latex=False):
     rows = [list(row) + [cells.get((b, s), "") for b in buffers for s, _ in settings]
             for row, cells in sorted(table.items())]
     return headers, rows
+
+
+class CellTaken(ValueError):
+    """Two groups fall in one cell of the --columns table."""
+
+
+def cure_label(group, groups, baseline):
+    """What a group changes from its baseline group (the flags whose values differ, as KEY=VALUE), the
+    baseline's own text for a baseline group, and every flag for a group without a baseline."""
+    reference = baseline_of(group, groups, baseline)
+    if reference is None:
+        return " ".join(baseline) if is_baseline(group, baseline) else "no baseline: " + " ".join(
+            f"{name}={group.flags[name]}" for name in shown_flags(groups) if group.flags.get(name) is not None)
+    return " ".join(f"{name}={value}" for name, value in sorted(group.flags.items())
+                    if value is not None and reference.flags.get(name) != value)
+
+
+def column_rows(groups, column, baseline, compared="class_il_final_avg", latex=False):
+    """Rows: what each group changes from its baseline (the baseline first); columns: the values of
+    `column` (e.g. model); cells: mean ± std of `compared`, then the difference from the baseline cell of
+    the same column with * where Welch p < 0.05, and n where it is not the table's largest. Raises
+    CellTaken when two groups would share a cell (a flag other than `column` varies: filter it)."""
+    values = sorted({g.flags.get(column) for g in groups}, key=lambda v: (v is None, str(v)))
+    most = max(g.n for g in groups)
+    table = {}
+    for group in groups:
+        cells = table.setdefault(cure_label(group, groups, baseline), {})
+        value = group.flags.get(column)
+        if value in cells:
+            raise CellTaken(f"two groups have {cure_label(group, groups, baseline)!r} at {column}={value}: "
+                            f"{cells[value][1]} and {describe(group, groups)}")
+        mean, std = group.mean_std(compared)
+        text = cell(mean, std, latex, DIGITS.get(compared, ".2f"))
+        difference, p = comparison(group, groups, baseline, compared)
+        if not isinstance(difference, str):
+            text += f" ({difference:+.2f}{'*' if p is not None and p < SIGNIFICANT else ''})"
+        if group.n != most:
+            text += f", n = {group.n}"
+        cells[value] = (text, describe(group, groups))
+    first = " ".join(baseline)
+    labels = sorted(table, key=lambda label: (label != first, label))
+    headers = [f"{LABELS[compared]} vs {first}"] + [f"{column}={v}" for v in values]
+    return headers, [[label] + [table[label].get(v, ("—",))[0] for v in values] for label in labels]
+
+
+def describe(group, groups):
+    return " ".join(f"{name}={group.flags[name]}" for name in shown_flags(groups) if group.flags.get(name) is not None)
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
