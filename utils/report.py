@@ -20,9 +20,10 @@ def build_parser():
     parser.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
     parser.add_argument("--pivot", action="store_true", help="rows model × mask, columns buffer size × setting "
                                                              "(markdown and LaTeX)")
-    parser.add_argument("--columns", metavar="FLAG",
+    parser.add_argument("--columns", nargs="+", default=[], metavar="FLAG",
                         help="with --baseline: one row per cure (what a group changes from its baseline), one "
-                             "column per value of FLAG (e.g. model), cells mean ± std (Δ, * Welch p < 0.05)")
+                             "column per value of the FLAGs (e.g. model, or model buffer_size), cells mean ± std "
+                             "(Δ, * Welch p < 0.05)")
     parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
                         help="keep only matching runs; KEY=V1,V2 keeps runs with any of the values")
     parser.add_argument("--ignore", nargs="+", default=[], metavar="FLAG", help="merge groups over these flags")
@@ -110,7 +111,7 @@ def check_flags(parser, records, options):
     named = [("--where", c.partition("=")[0]) for c in options.where]
     named += [("--ignore", name) for name in options.ignore]
     named += [("--baseline", c.partition("=")[0]) for c in options.baseline]
-    named += [("--columns", options.columns)] if options.columns else []
+    named += [("--columns", name) for name in options.columns]
     for flag, name in named:
         if name not in known:
             parser.error(f"argument {flag}: {name!r} is not a flag of any run in the results"

@@ -145,20 +145,23 @@ def cure_label(group, groups, baseline):
                     if value is not None and reference.flags.get(name) != value)
 
 
-def column_rows(groups, column, baseline, compared="class_il_final_avg", latex=False):
-    """Rows: what each group changes from its baseline (the baseline first); columns: the values of
-    `column` (e.g. model); cells: mean ± std of `compared`, then the difference from the baseline cell of
-    the same column with * where Welch p < 0.05, and n where it is not the table's largest. Raises
-    CellTaken when two groups would share a cell (a flag other than `column` varies: filter it)."""
-    values = sorted({g.flags.get(column) for g in groups}, key=lambda v: (v is None, str(v)))
+def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=False):
+    """Rows: what each group changes from its baseline (the baseline first); columns: the values of the
+    flags `columns` (e.g. model, or model and buffer_size); cells: mean ± std of `compared`, then the
+    difference from the baseline of the same column with * where Welch p < 0.05, and n where it is not the
+    table's largest. Raises CellTaken when two groups would share a cell (another flag varies: filter it)."""
+    def column_of(group):
+        return tuple(group.flags.get(name) for name in columns)
+    values = sorted({column_of(g) for g in groups}, key=lambda v: [natural(x) for x in v])
     most = max(g.n for g in groups)
     table = {}
     for group in groups:
-        cells = table.setdefault(cure_label(group, groups, baseline), {})
-        value = group.flags.get(column)
+        label = cure_label(group, groups, baseline)
+        cells = table.setdefault(label, {})
+        value = column_of(group)
         if value in cells:
-            raise CellTaken(f"two groups have {cure_label(group, groups, baseline)!r} at {column}={value}: "
-                            f"{cells[value][1]} and {describe(group, groups)}")
+            raise CellTaken(f"two groups have {label!r} at {title(columns, value)}: {cells[value][1]} and "
+                            f"{describe(group, groups)}")
         mean, std = group.mean_std(compared)
         text = cell(mean, std, latex, DIGITS.get(compared, ".2f"))
         difference, p = comparison(group, groups, baseline, compared)
@@ -169,8 +172,18 @@ def column_rows(groups, column, baseline, compared="class_il_final_avg", latex=F
         cells[value] = (text, describe(group, groups))
     first = " ".join(baseline)
     labels = sorted(table, key=lambda label: (label != first, label))
-    headers = [f"{LABELS[compared]} vs {first}"] + [f"{column}={v}" for v in values]
+    headers = [f"{LABELS[compared]} vs {first}"] + [title(columns, v) for v in values]
     return headers, [[label] + [table[label].get(v, ("—",))[0] for v in values] for label in labels]
+
+
+def natural(value):
+    """Sort key: numbers by value (buffer 50 before 200), then text, then unset."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value is None, not number, value if number else str(value)
+
+
+def title(columns, value):
+    return " ".join(f"{name}={v}" for name, v in zip(columns, value))
 
 
 def describe(group, groups):
