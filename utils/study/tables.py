@@ -163,10 +163,11 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
             raise CellTaken(f"two groups have {label!r} at {title(columns, value)}: {cells[value][1]} and "
                             f"{describe(group, groups)}")
         mean, std = group.mean_std(compared)
-        text = cell(mean, std, latex, DIGITS.get(compared, ".2f"))
+        digits = DIGITS.get(compared, ".2f")
+        text = cell(mean, std, latex, digits)
         difference, p = comparison(group, groups, baseline, compared)
         if not isinstance(difference, str):
-            text += f" ({difference:+.2f}{'*' if p is not None and p < SIGNIFICANT else ''})"
+            text += f" ({difference:+{digits}}{'*' if p is not None and p < SIGNIFICANT else ''})"
         if group.n != most:
             text += f", n = {group.n}"
         cells[value] = (text, describe(group, groups))
