@@ -15,6 +15,16 @@ from kornia.enhance import adjust_brightness, adjust_contrast, adjust_hue, adjus
 from torch import nn
 
 
+def onto(draws, device, dtype=None):
+    """A kornia draw onto the images' device without waiting for the device's queued work. kornia's generators
+    draw on the device the module was moved to, but some keep a draw on the host (kornia issue #4426); a blocking
+    copy from pageable host memory ends in a stream synchronisation, a non-blocking one is staged by CUDA before
+    the call returns (so the draw may be freed at once). The dtype is changed first, where the draw is, as a
+    blocking copy changes it, so the same bits arrive."""
+    draws = draws if dtype is None else draws.to(dtype)
+    return draws.to(device, non_blocking=torch.device(device).type == "cuda")
+
+
 class PaddedRandomCrop(nn.Module):
     """kornia's `RandomCrop(size, padding=padding)` (zero padding on every side), cropped by two gathers."""
 
@@ -24,7 +34,7 @@ class PaddedRandomCrop(nn.Module):
         self.size, self.padding = tuple(size), padding
 
     def forward(self, images):
-        corners = self.draws.forward_parameters(images.shape)["src"].to(images.device, torch.long)
+        corners = onto(self.draws.forward_parameters(images.shape)["src"], images.device, torch.long)
         canvas = F.pad(images, [self.padding] * 4)
         rows = corners[:, 0, 1, None] + torch.arange(self.size[0], device=images.device)
         cols = corners[:, 0, 0, None] + torch.arange(self.size[1], device=images.device)
@@ -42,7 +52,7 @@ class ResizedCrop(nn.Module):
         self.size = tuple(size)
 
     def forward(self, images):
-        box = self.draws.forward_parameters(images.shape)["src"].to(images.device, torch.long)
+        box = onto(self.draws.forward_parameters(images.shape)["src"], images.device, torch.long)
         x = box_axis(box[:, 0, 0], box[:, 1, 0], self.size[1])
         y = box_axis(box[:, 0, 1], box[:, 2, 1], self.size[0])
         cols = take_cols(images, x.low) * (1 - x.weight)[:, None, None, :] \
@@ -73,10 +83,10 @@ class ColorJiggleInOrder(nn.Module):
 
     def in_order(self, images):
         params = self.draws.forward_parameters(images.shape)
-        applied = (params["batch_prob"] > 0.5).to(images.device).view(-1, 1, 1, 1)
-        factors = [params[key].to(images.device) for key in
+        applied = onto(params["batch_prob"] > 0.5, images.device).view(-1, 1, 1, 1)
+        factors = [onto(params[key], images.device) for key in
                    ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor")]
-        order = params["order"].to(images.device)
+        order = onto(params["order"], images.device)
         out = torch.where(applied, images, 0.5).clamp(0, 1)
         for position in range(4):
             stepped = out
