@@ -1,13 +1,13 @@
 """Kornia's random augmentations, applied without reading the device from the host.
 
-Kornia draws an augmentation's parameters on the device, and then reads them back to the host to apply three
-of them: RandomCrop (the crop box, through `unique` and `tolist`), RandomResizedCrop (each box, to slice it)
-and ColorJiggle (the random order of its four steps, and whether each step's factors are neutral). On a GPU
-each read makes the training step wait for the device instead of queueing work. The modules here keep
-kornia's draws, by calling the kornia module's own `forward_parameters`, so a seed draws the same random
-numbers in the same order as before, and apply them with index arithmetic and `torch.where` only. The crop
-and the jiggle give kornia's output exactly; the resized crop gives it up to float rounding (a resize by
-index arithmetic, where kornia calls `interpolate` once per box)."""
+Kornia draws an augmentation's parameters, and then reads them back to the host to apply three of them:
+RandomCrop (the crop box, through `unique` and `tolist`), RandomResizedCrop (each box, to slice it) and
+ColorJiggle (the random order of its four steps, and whether each step's factors are neutral). On a GPU each
+read makes the training step wait for the device instead of queueing work. The modules here keep kornia's
+draws, by calling the kornia module's own `forward_parameters` on the host (HostDraws), so a seed draws the
+same random numbers in the same order as before, and apply them on the device with index arithmetic and
+`torch.where` only. The crop and the jiggle give kornia's output exactly; the resized crop gives it up to
+float rounding (a resize by index arithmetic, where kornia calls `interpolate` once per box)."""
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
@@ -16,16 +16,29 @@ from torch import nn
 
 
 def onto(draws, device, dtype=None):
-    """A kornia draw onto the images' device without waiting for the device's queued work. kornia's generators
-    draw on the device the module was moved to, but some keep a draw on the host (kornia issue #4426); a blocking
+    """A draw made on the host onto the images' device without waiting for the device's queued work: a blocking
     copy from pageable host memory ends in a stream synchronisation, a non-blocking one is staged by CUDA before
-    the call returns (so the draw may be freed at once). The dtype is changed first, where the draw is, as a
-    blocking copy changes it, so the same bits arrive."""
+    the call returns (so the draw may be freed at once). The dtype is changed on the host first, as a blocking
+    copy changes it, so the same bits arrive."""
     draws = draws if dtype is None else draws.to(dtype)
     return draws.to(device, non_blocking=torch.device(device).type == "cuda")
 
 
-class PaddedRandomCrop(nn.Module):
+class HostDraws(nn.Module):
+    """Base of the modules below: `draws`, the kornia module whose random parameters they apply, stays off the
+    module tree, so moving a pipeline to a GPU leaves its generator on the host. Moved along, kornia's crop and
+    jiggle generators still draw some numbers on the host and copy them over with a blocking copy inside
+    `forward_parameters` (kornia issue #4426): a stream synchronisation per draw, seen on an H200. Drawn on the
+    host, a seed gives the same parameters on every device, and `onto` copies them over without one."""
+
+    def __setattr__(self, name, value):
+        if name == "draws":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+class PaddedRandomCrop(HostDraws):
     """kornia's `RandomCrop(size, padding=padding)` (zero padding on every side), cropped by two gathers."""
 
     def __init__(self, size, padding):
@@ -41,7 +54,7 @@ class PaddedRandomCrop(nn.Module):
         return take_rows(take_cols(canvas, cols), rows)
 
 
-class ResizedCrop(nn.Module):
+class ResizedCrop(HostDraws):
     """kornia's `RandomResizedCrop(size, scale)` (bilinear, corners aligned, as kornia's defaults): each drawn
     box is resized to `size` by gathering its four neighbours per output pixel, the neighbours clamped to the
     box as a slice of it would be."""
@@ -61,7 +74,7 @@ class ResizedCrop(nn.Module):
             + take_rows(cols, y.high) * y.weight[:, None, :, None]
 
 
-class ColorJiggleInOrder(nn.Module):
+class ColorJiggleInOrder(HostDraws):
     """kornia's `ColorJiggle(brightness, contrast, saturation, hue, p)`: its draws (factors, the order of the
     four steps, which images it applies to) applied with `torch.where`. Each position of the order computes
     every step that can change an image and keeps the one the order names there; a step whose range is only

@@ -100,7 +100,7 @@ class ContinualModel(nn.Module):
             return task_keep(labels, self.classes_per_task, self.n_classes)
         if self.args.mask_scope == "new":
             return new_keep(labels, self.task, self.classes_per_task, self.n_classes)
-        self.seen_classes[labels] = True
+        self.seen_classes.index_fill_(0, labels, True)
         if self.task == 0 and not getattr(self.args, "task_free", False):  # only er_ace declares --task_free
             return torch.ones(len(labels), self.n_classes, dtype=torch.bool, device=labels.device)
         return ace_keep(labels, self.seen_classes, self.n_classes)

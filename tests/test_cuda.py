@@ -113,18 +113,19 @@ class SyncRecorder:
 
     @contextlib.contextmanager
     def allowed(self):
+        mode = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode("default")
         try:
             yield
         finally:
-            torch.cuda.set_sync_debug_mode("warn")
+            torch.cuda.set_sync_debug_mode(mode)
 
     def note(self, message, category, filename, lineno, file=None, line=None):
         if "synchronizing" not in str(message):
             return
-        frames = [frame for frame in traceback.extract_stack()[:-1] if "/site-packages/" not in frame.filename
+        frames = [frame for frame in traceback.extract_stack()[:-2] if "/site-packages/" not in frame.filename
                   or "/kornia/" in frame.filename]
-        site = "".join(traceback.format_list(frames[-6:]))
+        site = "".join(traceback.format_list(frames[-9:]))
         self.sites[site] = self.sites.get(site, 0) + 1
 
     def report(self):

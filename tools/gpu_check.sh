@@ -3,6 +3,8 @@
 # First, where pip works: tools/gpu_prepare.sh (wheels, the CIFAR-10 slice and a Mammoth export, all in
 # git-ignored folders that travel with the tree). Then, in the repository root on the GPU machine:
 #   OUT=some/folder tools/gpu_check.sh [STEP ...]   (steps: env tests bench sweep mammoth; default: all)
+# On an H200 the steps took 7, 99, about 250, 74 and 75 s: over one 10-minute call of a lent machine, so
+# there run `env tests bench` and `sweep mammoth` as two calls (BENCH_MODELS="xder" benches one model).
 # Each step writes its log to $OUT/STEP.log and one line to $OUT/summary.txt (status and seconds); a step
 # that fails or passes its time limit does not stop the next. Correctness first (the CUDA tests, in
 # parallel), then the timed steps one at a time, so that no timing shares the GPU or the cores.
@@ -50,7 +52,7 @@ cuda_tests() {
 bench() {  # each model's eager levers at width 64 (one table each, so a time limit keeps what finished), then
   # compile on DER++ (its warm-up untimed, its build in a fresh process)
   local model
-  for model in er derpp xder; do
+  for model in ${BENCH_MODELS:-er derpp xder}; do
     "$PY" -m utils.bench --device cuda --models "$model" --widths 64 --precisions fp32 cl bf16 bf16+cl \
       --steps 20 --warmup 3 || return
   done
@@ -140,7 +142,7 @@ for line in open('$OUT/side-results/results.jsonl'):
           f\"Task-IL {r['task_il']['final_avg']:.2f}\")"
 }
 
-export OUT SLICE PY
+export OUT SLICE PY BENCH_MODELS
 export -f env_report cuda_tests bench sweep mammoth_hooks side_by_side
 install_wheels .whl/suite /tmp/site && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 install_wheels .whl/mammoth /tmp/mammoth-site
@@ -148,7 +150,7 @@ for name in $STEPS; do
   case $name in
     env) step env 30 env_report ;;
     tests) step tests 170 cuda_tests ;;
-    bench) step bench 150 bench ;;
+    bench) step bench 270 bench ;;
     sweep) step sweep 80 sweep ;;
     mammoth) step mammoth 120 side_by_side ;;
     *) echo "unknown step $name (steps: env tests bench sweep mammoth)"; exit 2 ;;

@@ -31,7 +31,8 @@ class FiniteWatch:
         values = torch.stack([terms[n].detach().float().reshape(()) if n in terms else self.nan for n in self.names])
         pattern = (len(self.names), frozenset(terms))
         if pattern not in self.patterns:
-            self.patterns[pattern] = torch.tensor([n in terms for n in self.names], device=self.device)
+            present = torch.tensor([n in terms for n in self.names])  # a blocking copy would wait for the device
+            self.patterns[pattern] = present.to(self.device, non_blocking=self.device.type == "cuda")
         present = self.patterns[pattern]
         first_now = ~ok & (self.first < 0)
         self.first = torch.where(first_now, self.steps, self.first)

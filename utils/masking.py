@@ -50,6 +50,5 @@ def ace_keep(labels, seen, n_classes):
 
     `seen` is a bool [C] of the classes seen so far, this batch included.
     """
-    present = torch.zeros(n_classes, dtype=torch.bool, device=labels.device)
-    present[labels] = True
+    present = torch.zeros(n_classes, dtype=torch.bool, device=labels.device).index_fill_(0, labels, True)
     return (present | ~seen).expand(labels.shape[0], n_classes)
