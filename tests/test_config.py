@@ -1,10 +1,18 @@
-"""--config best: lookup, override order (explicit flag > config > defaults), clear errors."""
+"""--config best: lookup, override order (explicit flag > config > defaults), clear errors, and the source
+recorded beside the run, outside its key (lines written before that still match their reruns and groups)."""
 import json
+import os
+import shutil
 
 import pytest
 
 import main
-from utils.config import CONFIG_FILE, ConfigError, published_entry
+from tests.helpers import read_records, run_main
+from tests.test_datasets import write_cifar10
+from utils.config import CONFIG_FILE, ConfigError, config_source, published_entry
+from utils.run_identity import run_key_hash
+from utils.study.groups import group_key
+from utils.sweep import finished_keys
 
 
 def parse(*argv):
@@ -16,7 +24,7 @@ def test_config_fills_published_values():
     args = parse("--model", "derpp", "--dataset", "seq-cifar10", "--buffer_size", "500", "--config", "best")
     assert (args.lr, args.alpha, args.beta, args.n_epochs, args.batch_size, args.minibatch_size) == \
         (0.03, 0.2, 0.5, 50, 32, 32)
-    assert "Buzzega" in args.config_source
+    assert "Buzzega" in config_source(args)
 
 
 def test_explicit_flags_override_the_config():
@@ -43,7 +51,7 @@ def test_xder_cifar100_500_is_mammoths_reproducibility_config():
     assert constraints == (0.1, 0.3, False, True, True)
     assert (best.batch_size, best.minibatch_size, best.n_epochs, best.lr_milestones, best.lr_gamma) == \
         (32, 32, 50, [35, 45], 0.2)
-    assert "4688c67" in best.config_source
+    assert "4688c67" in config_source(best)
     explicit = parse("--model", "xder", "--dataset", "seq-cifar100", "--buffer_size", "500", "--config", "best",
                      "--past_constraint", "--no-align_bn")
     assert explicit.past_constraint and not explicit.align_bn
@@ -75,3 +83,50 @@ def test_every_entry_cites_a_source_and_names_real_flags():
     with pytest.raises(ConfigError):
         published_entry("seq-cifar10", "xder", 200)
     assert {"seq-mnist", "seq-cifar10", "seq-tinyimg", "seq-cifar100"} == set(table)
+
+
+# The run key holds flags only: the --config source is recorded beside the run
+
+OLD_LINE = os.path.join(os.path.dirname(__file__), "data", "config-best-line-before-the-key-fix.jsonl")
+OLD_RUN = ["--model", "er", "--dataset", "seq-cifar10", "--buffer_size", "200", "--config", "best", "--n_epochs", "1",
+           "--nf", "8", "--batch_size", "10", "--threads", "1", "--quiet"]  # the flags that wrote OLD_LINE (f53969b)
+
+
+def test_the_source_is_beside_the_run_and_rewording_it_keeps_the_key(tmp_path, monkeypatch):
+    flags = ("--model", "derpp", "--dataset", "seq-cifar10", "--buffer_size", "500", "--config", "best")
+    before = run_key_hash(parse(*flags))
+    with open(CONFIG_FILE, encoding="utf-8") as f:
+        table = json.load(f)
+    table["_sources"]["der2020"] = "Buzzega et al. (2020), reworded"
+    reworded = tmp_path / "best_configs.json"
+    reworded.write_text(json.dumps(table))
+    monkeypatch.setattr("utils.config.CONFIG_FILE", str(reworded))
+    args = parse(*flags)
+    assert run_key_hash(args) == before and "config_source" not in vars(args)
+    assert config_source(args) == "Buzzega et al. (2020), reworded"
+
+
+def copy_old_line(results):
+    os.makedirs(results)
+    shutil.copy(OLD_LINE, os.path.join(results, "results.jsonl"))
+
+
+def test_a_line_written_before_the_fix_is_found_by_its_rerun(tmp_path, capsys):
+    old = json.loads(open(OLD_LINE, encoding="utf-8").read())
+    assert "config_source" in old["args"] and old["key_hash"] != run_key_hash(parse(*OLD_RUN))
+    write_cifar10(tmp_path / "data", per_file=10)
+    copy_old_line(tmp_path / "results")
+    assert main.main(OLD_RUN + ["--data_path", str(tmp_path / "data"), "--results_path",
+                                str(tmp_path / "results")]) == 0
+    assert "already has a result" in capsys.readouterr().out
+    assert len(read_records(tmp_path / "results")) == 1
+    assert finished_keys(str(tmp_path / "results" / "results.jsonl")) >= {run_key_hash(parse(*OLD_RUN))}
+
+
+def test_old_and_new_lines_of_one_experiment_form_one_group(tmp_path):
+    write_cifar10(tmp_path / "data", per_file=10)
+    copy_old_line(tmp_path / "results")
+    new = run_main(tmp_path, *OLD_RUN, "--seed", "1")
+    assert new["config_source"].startswith("Buzzega") and "config_source" not in new["args"]
+    old, new = read_records(tmp_path / "results")
+    assert group_key(old) == group_key(new)

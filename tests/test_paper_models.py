@@ -22,6 +22,7 @@ from tests.test_models import (
     reference_step,
 )
 from utils.cli import parse_args
+from utils.config import config_source
 from utils.masking import label_kept, masked_logits, task_keep
 from utils.masks.base import build_mask
 
@@ -108,7 +109,7 @@ def test_derppmr_steps_as_masked_derpp():
 
 @pytest.mark.parametrize("name", ["ermr", "orthermr"])
 def test_config_best_takes_the_forks_entry_of_its_base_model(name):
-    args, _, _ = parse_args(["--model", name, "--dataset", "seq-mnist", "--buffer_size", "200", "--config", "best",
-                             "--data_path", "data"])
+    args, model_cls, _ = parse_args(["--model", name, "--dataset", "seq-mnist", "--buffer_size", "200", "--config",
+                                     "best", "--data_path", "data"])
     assert (args.lr, args.batch_size, args.minibatch_size, args.n_epochs) == (0.01, 10, 10, 1)
-    assert "khyong/FNO-classifier" in args.config_source
+    assert "khyong/FNO-classifier" in config_source(args, model_cls.CONFIG_NAME)

@@ -124,7 +124,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
 
     if args.config:
         try:
-            args.config_source = apply_config(parser, args, argv, model_cls.CONFIG_NAME)
+            apply_config(parser, args, argv, model_cls.CONFIG_NAME)
         except ConfigError as error:
             parser.error(f"argument --config: {error}")
     check_data_path(parser, args.data_path)

@@ -154,19 +154,28 @@ def read_lines(paths):
 
 def keys_of(record):
     """The run key hashes a record answers to: its own and, for a sweep's run, the one the driver
-    computed (they differ only where --device auto resolved differently on a worker)."""
-    return {record.get(field) for field in ("key_hash", "sweep_key_hash")} - {None}
+    computed (they differ only where --device auto resolved differently on a worker); for a line whose args
+    hold a value that is no flag (written before it left the key), the hash of its key as computed now."""
+    from utils.run_identity import NOT_FLAGS, flags_key, key_hash
+
+    keys = {record.get(field) for field in ("key_hash", "sweep_key_hash")} - {None}
+    args = record.get("args")
+    if isinstance(args, dict) and any(name in args for name in NOT_FLAGS):
+        keys.add(key_hash(flags_key(args)))
+    return keys
 
 
 def find_key(path, key_hash):
     """The first Line of `path` whose record has run key `key_hash`, or None (only lines that hold the
-    hash's text are parsed)."""
+    hash's text, or a value that is no flag in their args, are parsed)."""
+    from utils.run_identity import NOT_FLAGS
+
     if not os.path.isfile(path):
         return None
-    needle = f'"{key_hash}"'.encode()
+    needles = [f'"{key_hash}"'.encode()] + [f'"{name}": "'.encode() for name in NOT_FLAGS]
     with open(path, "rb") as f:
         for number, text in enumerate(f, 1):
-            if needle in text:
+            if any(needle in text for needle in needles):
                 record = parse_record(text)
                 if record is not None and key_hash in keys_of(record):
                     return Line(path, number, record)

@@ -36,6 +36,7 @@ def start_clean(args):
 def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_state=None, log=print):
     """Load the data, train (or continue) and return the run's results line; raises DataError,
     NumericsError or Interrupted."""
+    from utils.config import config_source
     from utils.environment import environment
     from utils.record import build_record
     from utils.run_identity import run_key_hash
@@ -51,7 +52,7 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
     return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
-                        run_key_hash(args), dataset.provenance(), levers)
+                        run_key_hash(args), dataset.provenance(), levers, config_source(args, model_cls.CONFIG_NAME))
 
 
 def choose_run_levers(args, model_cls, dataset, resume_state, log):

@@ -15,13 +15,19 @@ MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another de
 # so that those runs keep their keys.
 LATER_FLAG_DEFAULTS = {"levers": "fixed"}
 CHOSEN_BY_LEVERS = ("amp", "channels_last", "compile")  # measured at run time under --levers auto: not in the key
+# Values that are no flag but sat in a run's args before they moved to the results line's launch fields (the
+# --config source's citation): never in the key; a line written with one has a stale stored key_hash, so its key
+# is recomputed from its args (utils.results_file.keys_of).
+NOT_FLAGS = ("config_source",)
 
 
 def flags_key(flags):
-    """Every flag of a resolved-flags dict (a results line's `args`) but paths, display and thread count,
-    with the device reduced to its kind (cuda:1 is cuda), later flags at their neutral default left out and,
-    under --levers auto, the levers it chose: equal keys are the same experiment."""
-    key = {name: value for name, value in sorted(flags.items()) if name not in COSMETIC_FLAGS}
+    """Every flag of a resolved-flags dict (a results line's `args`) but paths, display and thread count, with
+    the device reduced to its kind (cuda:1 is cuda), later flags at their neutral default left out and, under
+    --levers auto, the levers it chose; values that are no flag never count: equal keys are the same
+    experiment."""
+    left_out = COSMETIC_FLAGS.union(NOT_FLAGS)
+    key = {name: value for name, value in sorted(flags.items()) if name not in left_out}
     for name, default in LATER_FLAG_DEFAULTS.items():
         if key.get(name) == default:
             del key[name]
