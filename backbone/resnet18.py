@@ -1,4 +1,7 @@
-"""ResNet18 with the CIFAR stem (3×3 conv, stride 1, no max-pool) of He et al. 2016, width nf."""
+"""ResNet18 with the CIFAR stem (3×3 conv, stride 1, no max-pool) of He et al. 2016, width nf, built as Mammoth's
+(`backbone/ResNet18.py` at its `neurips2020` tag, `backbone/ResNetBlock.py` at e75a491): PyTorch's default
+initialisation of every layer (neither sets its own), and the features averaged over the last map (Mammoth's
+`avg_pool2d` over the whole map; `adaptive_avg_pool2d` to 1×1 here, the same mean)."""
 import torch.nn.functional as F
 from torch import nn
 

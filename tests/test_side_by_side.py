@@ -7,14 +7,15 @@ from tests.helpers import read_records, run_main
 from utils.study import side_by_side
 
 
-def write_mammoth(root, model, seeds_means):
+def write_mammoth(root, model, seeds_means, dataset="seq-digits"):
     for setting in ("class-il", "task-il"):
-        folder = root / setting / "seq-digits" / model
+        folder = root / setting / dataset / model
         folder.mkdir(parents=True)
         with open(folder / "logs.pyd.pyd", "w") as f:
             for seed, means in seeds_means.items():
                 entries = ", ".join(f"'accmean_task{t + 1}': np.float64({m})" for t, m in enumerate(means))
-                f.write(f"{{'seed': {seed}, 'model': '{model}', {entries}, 'accuracy_1_task1': 50.0}}\n")
+                f.write(f"{{'seed': {seed}, 'model': '{model}', {entries}, 'accuracy_1_task1': 50.0, "
+                        f"'device': device(type='cpu')}}\n")  # as a run on the CPU writes it
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,10 @@ def test_two_mammoth_runs_of_one_seed_are_refused_in_one_line(tmp_path, suite, c
         side_by_side.main(["--mammoth", str(tmp_path), "--suite", str(suite), "--dataset", "seq-digits",
                            "--models", "er"])
     assert exit_info.value.code == 2 and "two runs of er with seed 0" in capsys.readouterr().err
+
+
+def test_the_suite_may_name_the_same_data_otherwise(tmp_path, suite, capsys):
+    write_mammoth(tmp_path, "er", {0: [90, 40, 30, 20, 10], 1: [92, 42, 32, 22, 14]}, dataset="seq-mnist")
+    assert side_by_side.main(["--mammoth", str(tmp_path), "--suite", str(suite), "--dataset", "seq-mnist",
+                              "--suite_dataset", "seq-digits", "--models", "er"]) == 0
+    assert "| er      | 5            | 12.00 ± 2.83" in capsys.readouterr().out

@@ -30,6 +30,13 @@ class SideBySideError(ValueError):
     """Runs that cannot be told apart by model and seed."""
 
 
+def literal(line):
+    """A line of Mammoth's logs as a Python literal: numpy scalars `np.float64(1.5)` as their value, any other
+    call (`device(type='cpu')`, written by a run on the CPU) as its text."""
+    line = re.sub(r"np\.\w+\(([^()]*)\)", r"\1", line)
+    return re.sub(r"\b[A-Za-z_][\w.]*\([^()]*\)", lambda call: repr(call.group(0)), line)
+
+
 def read_mammoth(root, dataset, model):
     """{setting: {seed: [mean accuracy over the seen tasks after each task]}} from Mammoth's logs."""
     runs = {}
@@ -37,7 +44,7 @@ def read_mammoth(root, dataset, model):
         for path in sorted(glob.glob(os.path.join(root, setting, dataset, model, "logs.pyd*"))):
             with open(path, encoding="utf-8") as f:
                 for line in f:
-                    run = ast.literal_eval(re.sub(r"np\.\w+\(([^()]*)\)", r"\1", line))
+                    run = ast.literal_eval(literal(line))
                     means = [run[f"accmean_task{t}"] for t in range(1, 1 + sum(k.startswith("accmean_task")
                                                                                for k in run))]
                     if run["seed"] in runs.setdefault(setting, {}):
@@ -115,6 +122,8 @@ def main(argv=None):
     parser.add_argument("--mammoth", required=True, help="Mammoth's results folder (holding class-il/, task-il/)")
     parser.add_argument("--suite", required=True, help="the suite's results.jsonl")
     parser.add_argument("--dataset", default="seq-cifar10")
+    parser.add_argument("--suite_dataset", help="the suite's name of the same data where it differs (e.g. "
+                                                "seq-mnist-5k beside Mammoth's seq-mnist on its files)")
     parser.add_argument("--models", nargs="+", required=True, help="model names, the same in both code bases")
     parser.add_argument("--effect", nargs="*", default=[], metavar="A:B", help="A's final accuracy minus B's")
     options = parser.parse_args(argv)
@@ -125,13 +134,14 @@ def main(argv=None):
     lines = read_lines([options.suite])[0]
     try:
         theirs = {model: read_mammoth(options.mammoth, options.dataset, model) for model in options.models}
-        ours = {model: read_suite(lines, options.dataset, model) for model in options.models}
+        ours = {model: read_suite(lines, options.suite_dataset or options.dataset, model) for model in options.models}
     except SideBySideError as error:
         parser.error(str(error))
     for model in options.models:
         for code, runs in (("Mammoth", theirs), ("suite", ours)):
             if set(runs[model]) != set(SETTINGS):
-                parser.error(f"no {code} run of {model} on {options.dataset}")
+                dataset = options.dataset if code == "Mammoth" else options.suite_dataset or options.dataset
+                parser.error(f"no {code} run of {model} on {dataset}")
         print(f"{model}: Mammoth seeds {sorted(theirs[model]['class-il'])}, suite seeds "
               f"{sorted(ours[model]['class-il'])}")
     headers = ["model", "after task", "Mammoth Class-IL", "suite Class-IL", "p", "Mammoth Task-IL",
