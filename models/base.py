@@ -9,8 +9,9 @@ from utils.buffer import Buffer
 from utils.calibrations import CALIBRATIONS
 from utils.diagnostics import Diagnostics
 from utils.finite_watch import FiniteWatch
-from utils.masking import ace_keep, label_kept, masked_cross_entropy, masked_logits, new_keep, past_keep, task_keep
+from utils.label_counts import LabelCounts
 from utils.masks.base import mask_from_args
+from utils.masks.functional import BUFFER_SCOPES, SCOPES, Position, label_kept, masked_cross_entropy, masked_logits
 
 
 class NonFiniteLoss(Exception):
@@ -52,18 +53,18 @@ class ContinualModel(nn.Module):
         self.classes_per_task = dataset.N_CLASSES_PER_TASK
         self.n_tasks = dataset.N_TASKS
         self.strong_augment = dataset.augment_strong
-        self.mask = mask_from_args(args)
+        self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
+        self.counts = LabelCounts(self.trained_label_counts)
+        self.mask = mask_from_args(args, self.counts)
+        self.task_free = False  # whether the stream announces no tasks (ER-ACE's --task_free)
         self.calibration = CALIBRATIONS.get(args.calibration).from_args(args)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
         self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
         self.task = 0
         self.skipped_steps = 0
-        self.finite_logits = torch.ones((), dtype=torch.bool, device=device)
         self.watch = FiniteWatch(device)
         self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
-        self.register_buffer("seen_classes", torch.zeros(self.n_classes, dtype=torch.bool, device=device))
-        self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
         self.register_buffer("online_counts", torch.zeros(2, self.n_tasks, device=device))  # correct, seen
 
     @staticmethod
@@ -81,12 +82,12 @@ class ContinualModel(nn.Module):
         self.calibration.end_task(self, task)
 
     def begin_task(self, task, train_labels):
-        """Start `task`; train_labels are the labels it trains on (class counts for `balanced`)."""
+        """Start `task`; train_labels are the labels it trains on (with the buffer's, its training distribution)."""
         self.task = task
         counts = torch.bincount(train_labels, minlength=self.n_classes)
         if self.buffer is not None and not self.buffer.is_empty():
             counts = counts + self.buffer.class_counts(self.n_classes)
-        self.mask.update_class_counts(counts)
+        self.counts.begin_task(counts)
 
     def end_task(self, task, images, labels):
         """Called after the last epoch of `task` with its uint8 training images and labels."""
@@ -94,27 +95,26 @@ class ContinualModel(nn.Module):
     def observe(self, images, labels):
         raise NotImplementedError
 
-    def stream_keep(self, labels):
-        """keep [B, C] of stream rows under --mask_scope."""
-        if self.args.mask_scope == "task":
-            return task_keep(labels, self.classes_per_task, self.n_classes)
-        if self.args.mask_scope == "new":
-            return new_keep(labels, self.task, self.classes_per_task, self.n_classes)
-        self.seen_classes.index_fill_(0, labels, True)
-        if self.task == 0 and not getattr(self.args, "task_free", False):  # only er_ace declares --task_free
-            return torch.ones(len(labels), self.n_classes, dtype=torch.bool, device=labels.device)
-        return ace_keep(labels, self.seen_classes, self.n_classes)
+    def train_step(self, images, labels):
+        """One training step on a stream batch (the training loop's call): the step's label counts begin with the
+        stream rows (a buffer draw adds its own), then the model's observe()."""
+        self.counts.begin_step()
+        self.counts.add(labels)
+        return self.observe(images, labels)
+
+    def position(self):
+        """Where the step is, for the scopes and the masks' own terms."""
+        return Position(self.task, self.classes_per_task, self.n_classes, self.counts.seen(), self.task_free)
 
     def stream_loss(self, logits, labels):
-        """CE through the mask, plus the mask's own extra term if it has one: the mask's place in every model."""
-        self.finite_logits = torch.isfinite(logits).all()
-        self.observe_labels(labels)
-        self.observe_online(logits, labels)
-        keep = label_kept(self.stream_keep(labels), labels)
+        """CE of the stream rows through the mask over the classes --mask_scope keeps (each row's label always
+        kept), plus the mask's own extra term if it has one: the mask's one place in every model."""
+        position = self.position()
+        keep = label_kept(SCOPES[self.args.mask_scope](labels, position), labels)
         observed = self.diagnostics.observe_stream(logits, self.task)
-        masked = masked_logits(observed, labels, keep, self.mask)
+        masked = masked_logits(observed, keep, self.mask)
         self.diagnostics.observe_masked(masked, keep)
-        extra = self.mask.extra_loss(observed.float(), labels, self.task, self.classes_per_task)
+        extra = self.mask.extra_loss(observed.float(), labels, position)
         return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
 
     @torch.no_grad()
@@ -131,22 +131,14 @@ class ContinualModel(nn.Module):
         per_task = [100 * c / n if n else None for c, n in zip(correct, seen)]
         return {"per_task": per_task, "mean": 100 * sum(correct) / sum(seen) if sum(seen) else None}
 
-    def observe_labels(self, labels):
-        """The labels of rows this step trains on (stream and replay), for label-count based masks and
-        calibrations."""
-        self.trained_label_counts.index_add_(0, labels, torch.ones_like(labels, dtype=self.trained_label_counts.dtype))
-        self.mask.observe_labels(labels)
-
     def buffer_loss(self, logits, labels):
         """Buffer CE: plain, or masked under --mask_buffer with --buffer_scope (task: each row's own task's
         classes; past: the classes of every task before the current one; a row's label is always kept)."""
         logits = self.diagnostics.observe_buffer(logits, self.task)
         if self.args.mask_buffer:
-            if self.args.buffer_scope == "past":
-                keep = past_keep(labels, self.task, self.classes_per_task, logits.shape[1])
-            else:
-                keep = task_keep(labels, self.classes_per_task, logits.shape[1])
-            return masked_cross_entropy(logits, labels, keep, self.mask)
+            position = self.position()._replace(n_classes=logits.shape[1])  # X-DER's reads its past heads only
+            return masked_cross_entropy(logits, labels, BUFFER_SCOPES[self.args.buffer_scope](labels, position),
+                                        self.mask)
         return F.cross_entropy(logits.float(), labels)
 
     def augment_together(self, *batches):
@@ -158,39 +150,39 @@ class ContinualModel(nn.Module):
         if self.buffer.is_empty():
             return None
         draw = self.buffer.sample(self.args.minibatch_size)
-        self.observe_labels(draw.labels)
+        self.counts.add(draw.labels)
         return draw
 
     def separate_forwards_step(self, images, labels, draw):
         """CE_mask(stream) + CE(draw), each from its own forward: the sum of the two means (ER-ACE's step and
         the masking paper's ER); then the stream batch goes into the buffer. draw None: the stream alone."""
         stream_x, *replay_x = self.augment_together(images, *([] if draw is None else [draw.images]))
-        terms = {"ce": self.stream_loss(self.net(stream_x), labels)}
+        logits = self.net(stream_x)
+        terms = {"ce": self.stream_loss(logits, labels)}
         if draw is not None:
             terms["buffer_ce"] = self.buffer_loss(self.net(replay_x[0]), draw.labels)
-        loss = self.step(**terms)
+        loss = self.step(terms, logits, labels)
         self.remember(images, labels)
         return loss
-
-    def begin_step(self):
-        """Called by the training loop before each observe()."""
-        self.mask.begin_step()
 
     def remember(self, images, labels, logits=None):
         """Reservoir-insert the non-augmented stream batch."""
         self.buffer.add(images, labels, logits)
 
-    def step(self, **terms):
-        """One SGD step on the sum of the named loss terms; returns the detached total.
+    def step(self, terms, stream_logits, labels):
+        """One SGD step on the sum of the named loss terms (`ce`: the stream rows' cross-entropy as it enters the
+        loss, in every model), after counting the stream batch's online accuracy from its logits; returns the
+        detached total.
 
         Decided on the device, with no host read: a step whose total or stream logits are not finite is noted
         in self.watch, which read_finite() reads at the logging interval and at epoch ends (--nan_policy stop
         then ends the run, naming that step); under --nan_policy skip its gradients are zeroed, so that plain
         SGD leaves the parameters as they are.
         """
+        self.observe_online(stream_logits, labels)
         loss = sum(terms.values())
         self.diagnostics.add_terms(terms)
-        ok = torch.isfinite(loss) & self.finite_logits
+        ok = torch.isfinite(loss) & torch.isfinite(stream_logits).all()
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
@@ -224,19 +216,32 @@ class ContinualModel(nn.Module):
         """Everything needed to continue exactly: module tensors, optimizer, buffer, mask, counters."""
         return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
-                "skipped_steps": self.skipped_steps, "mask": self.mask.state_dict(),
+                "skipped_steps": self.skipped_steps, "label_counts": self.counts.state_dict(),
                 "calibration": self.calibration.state_dict(),
                 "diagnostics": self.diagnostics.state_dict(),
                 "buffer": None if self.buffer is None else self.buffer.state_dict()}
 
     def load_checkpoint_state(self, state):
+        state = upgraded(state)
         self.load_state_dict(state["module"])
         self.opt.load_state_dict(state["opt"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.task, self.skipped_steps = state["task"], state["skipped_steps"]
-        self.mask.load_state_dict(state["mask"])
+        self.counts.load_state_dict(state["label_counts"])
         self.calibration.load_state_dict(state["calibration"])
         self.diagnostics.load_state_dict(state["diagnostics"])
         if self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])
+
+
+def upgraded(state):
+    """A checkpoint written before the label counts had one owner: the classes seen were a buffer of their own,
+    LAS kept its window and balanced softmax its log counts in the mask's state."""
+    if "label_counts" in state:
+        return state
+    mask = state["mask"]
+    distribution = mask.get("log_counts")
+    return {**state, "module": {k: v for k, v in state["module"].items() if k != "seen_classes"},
+            "label_counts": {"steps": mask.get("steps"), "position": mask.get("position", 0),
+                             "distribution": None if distribution is None else distribution.exp().round()}}

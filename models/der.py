@@ -23,6 +23,6 @@ class Der(ContinualModel):
         terms = {"ce": self.stream_loss(stream_logits, labels)}
         if draw is not None:
             terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]), draw.logits)
-        loss = self.step(**terms)
+        loss = self.step(terms, stream_logits, labels)
         self.remember(images, labels, stream_logits.detach())
         return loss

@@ -27,7 +27,7 @@ class Derpp(ContinualModel):
             first, second = draws
             terms["mse"] = self.args.alpha * F.mse_loss(self.net(replay_x[0]), first.logits)
             terms["buffer_ce"] = self.args.beta * self.buffer_loss(self.net(replay_x[1]), second.labels)
-        loss = self.step(**terms)
+        loss = self.step(terms, stream_logits, labels)
         self.remember(images, labels, self.logits_to_store(stream_x, stream_logits))
         return loss
 

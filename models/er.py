@@ -14,12 +14,14 @@ class Er(ContinualModel):
     def observe(self, images, labels):
         draw = self.draw()
         if draw is None:
-            loss = self.stream_loss(self.net(self.augment(images)), labels)
+            logits = self.net(self.augment(images))
+            terms = {"ce": self.stream_loss(logits, labels)}
         else:
             logits = self.net(self.augment(torch.cat([images, draw.images])))
             n_stream, n_buffer = len(labels), len(draw.labels)
-            loss = (n_stream * self.stream_loss(logits[:n_stream], labels)
-                    + n_buffer * self.buffer_loss(logits[n_stream:], draw.labels)) / (n_stream + n_buffer)
-        loss = self.step(ce=loss)
+            rows = n_stream + n_buffer
+            terms = {"ce": n_stream * self.stream_loss(logits[:n_stream], labels) / rows,
+                     "buffer_ce": n_buffer * self.buffer_loss(logits[n_stream:], draw.labels) / rows}
+        loss = self.step(terms, logits[:len(labels)], labels)
         self.remember(images, labels)
         return loss

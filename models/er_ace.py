@@ -18,6 +18,10 @@ class ErAce(ContinualModel):
     DEFAULT_SCOPE = "ace"
     DEFAULT_HEAD = "cosine"
 
+    def __init__(self, backbone, args, dataset, device):
+        super().__init__(backbone, args, dataset, device)
+        self.task_free = args.task_free
+
     @staticmethod
     def add_args(parser):
         parser.add_argument("--task_free", action="store_true",

@@ -9,4 +9,5 @@ class Joint(ContinualModel):
     TRAINS_ON_SEEN_TASKS = True
 
     def observe(self, images, labels):
-        return self.step(ce=self.stream_loss(self.net(self.augment(images)), labels))
+        logits = self.net(self.augment(images))
+        return self.step({"ce": self.stream_loss(logits, labels)}, logits, labels)

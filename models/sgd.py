@@ -7,4 +7,5 @@ class Sgd(ContinualModel):
     """Fine-tuning with the masked stream CE only: the lower bound."""
 
     def observe(self, images, labels):
-        return self.step(ce=self.stream_loss(self.net(self.augment(images)), labels))
+        logits = self.net(self.augment(images))
+        return self.step({"ce": self.stream_loss(logits, labels)}, logits, labels)

@@ -44,12 +44,12 @@ class SsIl(ContinualModel):
         logits = self.net(inputs)
         stream_ce = self.stream_loss(logits[:n_stream], labels)
         if draw is None:
-            return self.step(ce=stream_ce)
+            return self.step({"ce": stream_ce}, logits, labels)
         replay_ce = F.cross_entropy(logits[n_stream:, :n_old].float(), draw.labels)
         rows = n_stream + len(draw.labels)
-        terms = {"ce": (n_stream * stream_ce + len(draw.labels) * replay_ce) / rows,
+        terms = {"ce": n_stream * stream_ce / rows, "buffer_ce": len(draw.labels) * replay_ce / rows,
                  "kd": self.task_wise_distillation(logits[:, :n_old], inputs)}
-        return self.step(**terms)
+        return self.step(terms, logits[:n_stream], labels)
 
     def task_wise_distillation(self, student, inputs):
         """Σ over past tasks of T² · mean over rows of KL(softmax(teacher/T) ‖ softmax(student/T)) on the

@@ -162,7 +162,7 @@ class XDer(ContinualModel):
             probs = F.softmax(outputs[:, :n_seen], dim=1)
             terms["past_hinge"] = self.args.eta * hinge(probs[:, n_past:], probs[:, :n_past].detach(), self.args.margin,
                                                    rows[:len(labels)])
-        return self.step(**terms)
+        return self.step(terms, outputs, labels)
 
     @torch.no_grad()
     def refresh_logits(self, indices, labels, logits, outputs, unique, first_of):

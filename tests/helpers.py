@@ -78,15 +78,23 @@ def build_model(*argv, backbone=None):
     return model_cls(backbone or dataset.get_backbone(), args, dataset, "cpu"), dataset
 
 
-def mask_at_a_step(name, value, labels, n_classes):
-    """The mask as a model holds it during a step: class counts 1..C given at the task start, the step's
-    labels observed."""
+def counts_at_a_step(labels, n_classes, distribution=None, window=1):
+    """A model's LabelCounts during a step: the task's class counts (default 1..C) given at its start, the
+    step's labels counted."""
     import torch
 
+    from utils.label_counts import LabelCounts
+
+    counts = LabelCounts(torch.zeros(n_classes))
+    counts.keep_recent(window)
+    counts.begin_task(torch.arange(1, n_classes + 1) if distribution is None else torch.as_tensor(distribution))
+    counts.begin_step()
+    counts.add(labels)
+    return counts
+
+
+def mask_at_a_step(name, value, labels, n_classes):
+    """The mask as a model holds it during a step (counts_at_a_step)."""
     from utils.masks.base import build_mask
 
-    mask = build_mask(name, value)
-    mask.update_class_counts(torch.arange(1, n_classes + 1))
-    mask.begin_step()
-    mask.observe_labels(labels)
-    return mask
+    return build_mask(name, value, counts=counts_at_a_step(labels, n_classes))

@@ -127,3 +127,28 @@ def test_signal_checkpoints_and_exits(tmp_path, sig, status):
     assert state["progress"]["task"] < 5
     resumed = run_cli(*short_run, "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.parametrize("mask", ["las", "balanced"])
+def test_a_checkpoint_from_before_the_label_counts_had_one_owner_loads(mask):
+    """Written before: the classes seen in a buffer of their own, LAS's window and balanced softmax's log counts
+    in the mask's state."""
+    from tests.helpers import build_model
+
+    flags = ["--model", "er", "--buffer_size", "20", "--mask", mask] + (["--window", "3"] if mask == "las" else [])
+    model, dataset = build_model(*flags)
+    indices = dataset.task_indices(0)
+    model.begin_task(0, dataset.splits.train_labels[indices])
+    for step in range(4):
+        batch = indices[10 * step:10 * step + 10]
+        model.train_step(dataset.splits.train_images[batch], dataset.splits.train_labels[batch])
+    state = model.checkpoint_state()
+    counts = state.pop("label_counts")
+    state["module"]["seen_classes"] = model.counts.seen()
+    state["mask"] = ({"steps": counts["steps"], "position": counts["position"]} if mask == "las"
+                     else {"log_counts": counts["distribution"].float().log()})
+    fresh, _ = build_model(*flags)
+    fresh.load_checkpoint_state(state)
+    z = torch.randn(5, dataset.n_classes)
+    assert torch.equal(fresh.mask(z, None), model.mask(z, None))
+    assert torch.equal(fresh.counts.total, model.counts.total)

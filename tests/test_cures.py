@@ -11,8 +11,9 @@ import main
 from models import MODELS
 from tests.helpers import build_model, run_main
 from utils.calibrations import CALIBRATIONS
-from utils.masking import masked_cross_entropy, past_keep
+from utils.label_counts import LabelCounts
 from utils.masks.base import build_mask
+from utils.masks.functional import BUFFER_SCOPES, Position, masked_cross_entropy
 
 # 3 tasks × 2 classes; the current task is task 1 (classes 2, 3); new = classes 2..5
 LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)
@@ -24,7 +25,8 @@ def test_lode_is_the_new_class_ce_plus_rho_over_t_times_the_old_vs_new_ce():
     mask = build_mask("lode", rho=0.3)
     z = LOGITS.clone().requires_grad_(True)
     keep = torch.tensor([[False, False, True, True, True, True]] * 2)
-    loss = masked_cross_entropy(z, LABELS, keep, mask) + mask.extra_loss(z, LABELS, 1, 2)
+    at_task = Position(task=1, classes_per_task=2, n_classes=6, seen=None)
+    loss = masked_cross_entropy(z, LABELS, keep, mask) + mask.extra_loss(z, LABELS, at_task)
     loss.backward()
     expected, grads = 0.0, torch.zeros_like(LOGITS)
     for i, (row, y) in enumerate(zip(LOGITS.tolist(), LABELS.tolist())):
@@ -41,7 +43,7 @@ def test_lode_is_the_new_class_ce_plus_rho_over_t_times_the_old_vs_new_ce():
             grads[i, j] = (g_intra + g_inter) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-12)
     assert torch.allclose(z.grad, grads, atol=1e-12)
-    assert mask.extra_loss(z, LABELS, 0, 2) is None  # the first task: the plain CE (scope new keeps all)
+    assert mask.extra_loss(z, LABELS, at_task._replace(task=0)) is None  # the first task: the plain CE
 
 
 def test_lode_with_rho_zero_is_negative_infinity_masking_of_the_old_classes(tmp_path):
@@ -52,23 +54,25 @@ def test_lode_with_rho_zero_is_negative_infinity_masking_of_the_old_classes(tmp_
 
 
 def test_las_counts_the_labels_of_the_last_window_steps():
-    mask = build_mask("las", tau=0.5, window=2)
-    mask.update_class_counts(torch.zeros(4))
+    label_counts = LabelCounts(torch.zeros(4))
+    mask = build_mask("las", tau=0.5, window=2, counts=label_counts)
+    label_counts.begin_task(torch.zeros(4))
     steps = [torch.tensor([0, 0, 1]), torch.tensor([1, 2]), torch.tensor([2, 2, 2])]
     for labels in steps:
-        mask.begin_step()
-        mask.observe_labels(labels[:1])
-        mask.observe_labels(labels[1:])  # stream and replay rows of one step, told apart
+        label_counts.begin_step()
+        label_counts.add(labels[:1])
+        label_counts.add(labels[1:])  # stream and replay rows of one step, told apart
     counts = torch.tensor([0.0, 1.0, 4.0, 0.0])  # steps 2 and 3 only
     z = torch.zeros(2, 4)
     expected = z + 0.5 * counts.log()
     assert torch.equal(mask(z, torch.ones(2, 4, dtype=torch.bool)), expected)
     assert mask(z, None)[0, 0] == float("-inf")  # absent from the window: masked in effect
+    assert label_counts.total.tolist() == [2.0, 2.0, 4.0, 0.0]  # every step, in all
 
 
 def test_ss_il_replay_rows_take_a_softmax_over_the_old_classes():
     labels = torch.tensor([0, 3])  # a row of task 0, and one of task 1 (the current task is 2: old = 0..3)
-    keep = past_keep(labels, 2, 2, 6)
+    keep = BUFFER_SCOPES["past"](labels, Position(task=2, classes_per_task=2, n_classes=6, seen=None))
     assert keep.tolist() == [[True] * 4 + [False] * 2] * 2
     loss = masked_cross_entropy(LOGITS, labels, keep, build_mask("ninf"))
     expected = -(LOGITS[:, :4].log_softmax(1)[torch.arange(2), labels]).mean()
@@ -99,7 +103,7 @@ def test_post_hoc_adjustment_changes_predictions_and_not_training(tmp_path):
     assert adjusted["class_il"]["matrix"] != plain["class_il"]["matrix"]
     assert adjusted["diagnostics"] == plain["diagnostics"]  # every training step's losses and gradients
     model, _ = build_model(*flags, "--calibration", "posthoc_la", "--la_tau", "2")
-    model.trained_label_counts[:] = torch.tensor([4.0, 4, 2, 0, 0, 0, 0, 0, 0, 0])
+    model.counts.total[:] = torch.tensor([4.0, 4, 2, 0, 0, 0, 0, 0, 0, 0])
     z = torch.randn(3, 10)
     model.eval()
     adjusted = model.calibration.adjust(z, model)
@@ -146,8 +150,7 @@ def test_lode_las_gradients_flow_through_a_model_step():
         model.begin_task(1, dataset.splits.train_labels[indices])
         model.buffer.add(dataset.splits.train_images[:10], dataset.splits.train_labels[:10])
         before = [p.detach().clone() for p in model.parameters()]
-        model.begin_step()
-        loss = model.observe(dataset.splits.train_images[indices], dataset.splits.train_labels[indices])
+        loss = model.train_step(dataset.splits.train_images[indices], dataset.splits.train_labels[indices])
         assert math.isfinite(loss.item())
         assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
 

@@ -10,7 +10,7 @@ import torch
 
 import main
 from models.base import ContinualModel
-from tests.helpers import interrupt_then_resume, run_main
+from tests.helpers import counts_at_a_step, interrupt_then_resume, run_main
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
 from utils.diagnostics import Diagnostics
 from utils.masks.base import build_mask
@@ -24,12 +24,11 @@ COUNTS = torch.tensor([5.0, 7.0, 3.0, 4.0, 1.0, 1.0])
 def diagnose(name, value=None):
     """The window after one backward of ContinualModel.stream_loss itself, on a stand-in for the model
     that holds only what the stream loss reads (task 1 of 3, task scope)."""
-    options = {"counts": COUNTS} if name == "balanced" else {}
+    counts = counts_at_a_step(LABELS, 6, distribution=COUNTS)
     model = SimpleNamespace(args=SimpleNamespace(mask_scope="task"), classes_per_task=2, n_classes=6, task=1,
-                            mask=build_mask(name, value, **options), diagnostics=Diagnostics(6, 2, "cpu"),
-                            trained_label_counts=torch.zeros(6), online_counts=torch.zeros(2, 3))
-    for method in ("stream_keep", "observe_labels", "observe_online"):
-        setattr(model, method, MethodType(getattr(ContinualModel, method), model))
+                            task_free=False, counts=counts, mask=build_mask(name, value, counts=counts),
+                            diagnostics=Diagnostics(6, 2, "cpu"))
+    model.position = MethodType(ContinualModel.position, model)
     ContinualModel.stream_loss(model, LOGITS.clone().requires_grad_(True), LABELS).backward()
     return model.diagnostics.read_window()
 

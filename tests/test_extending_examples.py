@@ -17,7 +17,8 @@ def test_extending_examples_run_when_dropped_in(tmp_path):
     files = example_files()
     assert set(files) == {"models/er_separate.py", "datasets/seq_digits_halves.py", "utils/masks/offset.py"}
     repo = tmp_path / "repo"
-    ignored = shutil.ignore_patterns(".git", "__pycache__", "results", "data", ".pytest_cache")
+    ignored = shutil.ignore_patterns(".git", "__pycache__", "results", "data", ".pytest_cache", ".venv", ".carry",
+                                     ".whl")
     shutil.copytree(ROOT, repo, ignore=ignored)
     for path, code in files.items():
         (repo / path).write_text(code, encoding="utf-8")

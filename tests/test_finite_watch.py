@@ -15,7 +15,8 @@ def steps(model, *values):
     """One model.step per value, on a loss term that is finite except where the value is not."""
     for value in values:
         weight = model.net.net[1].weight
-        model.step(ce=weight.sum() * 0 + (weight ** 2).sum() * value, other=torch.tensor(1.0))
+        model.step({"ce": weight.sum() * 0 + (weight ** 2).sum() * value, "other": torch.tensor(1.0)},
+                   torch.zeros(1, model.n_classes), torch.zeros(1, dtype=torch.long))
 
 
 def test_skip_leaves_the_parameters_of_a_non_finite_step_and_counts_it_at_the_read():

@@ -1,6 +1,6 @@
 """No host read inside a training step. Every model × mask, and each calibration, head and buffer mask, trains
 on seq-digits under a guard that fails on any device-to-host synchronisation during the trainer's step
-(begin_step, observe, the optimiser step): .item(), bool() or `if` on a tensor, int()/float(), .tolist(),
+(train_step: label counts, observe, the optimiser step): .item(), bool() or `if` on a tensor, int()/float(), .tolist(),
 .cpu(), .numpy(), nonzero, boolean-mask indexing, masked_select, torch.unique, bincount and printing a
 tensor. On a GPU each of these makes the step wait for the device instead of queueing work. Reads stay
 allowed where the suite takes them on purpose: the non-finite check at the logging interval, and the

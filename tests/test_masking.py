@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import mask_at_a_step
-from utils.masking import ace_keep, masked_cross_entropy, task_keep
-from utils.masks import MASKS
+from tests.helpers import counts_at_a_step, mask_at_a_step
+from utils.label_counts import LabelCounts
+from utils.masks import MASKS, scope_names
 from utils.masks.base import build_mask
+from utils.masks.functional import BUFFER_SCOPES, SCOPES, Position, masked_cross_entropy
 
 LOGITS = torch.tensor([[2.0, -1.0, 0.5, 3.0], [0.3, 1.5, -2.0, 0.0]], dtype=torch.float64)
 LABELS = torch.tensor([0, 1])
@@ -112,7 +113,7 @@ def test_stopgrad_cuts_only_the_gradient(m):
 
 def test_balanced_adds_log_counts_and_masks_absent_classes():
     counts = [10.0, 5.0, 0.0, 2.0]
-    loss, grad = loss_and_grad("balanced", counts=counts)
+    loss, grad = loss_and_grad("balanced", counts=counts_at_a_step(LABELS, 4, distribution=counts))
     with np.errstate(divide="ignore"):
         z_hat = LOGITS.numpy() + np.log(counts)
     ref, p = reference(z_hat, LABELS.numpy())
@@ -121,9 +122,9 @@ def test_balanced_adds_log_counts_and_masks_absent_classes():
     assert np.all(grad[:, 2] == 0)
 
 
-def test_balanced_without_counts_refuses():
+def test_balanced_before_a_task_start_refuses():
     with pytest.raises(RuntimeError, match="class counts"):
-        loss_and_grad("balanced")
+        loss_and_grad("balanced", counts=LabelCounts(torch.zeros(4)))
 
 
 @pytest.mark.parametrize("name", MASKS.names())
@@ -144,26 +145,36 @@ def test_masked_cross_entropy_is_fp32_under_low_precision_logits():
 
 
 def test_task_scope_keeps_the_labels_own_task():
-    keep = task_keep(torch.tensor([0, 3, 5]), classes_per_task=2, n_classes=6)
+    keep = SCOPES["task"](torch.tensor([0, 3, 5]), Position(task=2, classes_per_task=2, n_classes=6, seen=None))
     expected = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=torch.bool)
     assert torch.equal(keep, expected)
 
 
+def test_the_parser_offers_the_scope_tables_names():
+    assert scope_names("SCOPES") == tuple(SCOPES) == ("task", "ace", "new")
+    assert scope_names("BUFFER_SCOPES") == tuple(BUFFER_SCOPES) == ("task", "past")
+
+
 def test_ace_scope_keeps_batch_classes_and_unseen_ones():
     seen = torch.tensor([1, 1, 1, 1, 0, 0], dtype=torch.bool)
-    keep = ace_keep(torch.tensor([2, 3, 3]), seen, n_classes=6)
+    keep = SCOPES["ace"](torch.tensor([2, 3, 3]), Position(task=1, classes_per_task=2, n_classes=6, seen=seen))
     assert torch.equal(keep, torch.tensor([[0, 0, 1, 1, 1, 1]] * 3, dtype=torch.bool))
+    first_task = Position(task=0, classes_per_task=2, n_classes=6, seen=seen)
+    assert SCOPES["ace"](torch.tensor([0, 1]), first_task).all()
+    seen_0_1 = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool)  # a task-free stream: the ace scope from the start
+    second_batch = SCOPES["ace"](torch.tensor([0]), first_task._replace(task_free=True, seen=seen_0_1))
+    assert second_batch.tolist() == [[True, False, True, True, True, True]]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "nan"])
 def test_python_api_refuses_the_values_the_command_line_refuses(value):
     with pytest.raises(ValueError, match=r"^argument --mask_value: 'nan' is not allowed|^argument --mask_value: 'inf'"):
-        build_mask("general", value=value)
+        build_mask("general", m=value)
 
 
 @pytest.mark.parametrize("name", ["none", "ninf", "balanced"])
 def test_a_mask_value_for_a_mask_without_one_is_refused(name):
     with pytest.raises(ValueError, match=f"--mask_value: 5.0 is not allowed with mask {name}.*general, stopgrad"):
-        build_mask(name, value=5.0)
-    assert build_mask(name).value is None
-    assert build_mask("general").value == -3.0 and build_mask("stopgrad", -math.inf).value == -math.inf
+        build_mask(name, m=5.0)
+    assert build_mask(name).m is None
+    assert build_mask("general").m == -3.0 and build_mask("stopgrad", -math.inf).m == -math.inf

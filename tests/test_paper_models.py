@@ -23,8 +23,8 @@ from tests.test_models import (
 )
 from utils.cli import parse_args
 from utils.config import config_source
-from utils.masking import label_kept, masked_logits, task_keep
 from utils.masks.base import build_mask
+from utils.masks.functional import SCOPES, Position, label_kept, masked_logits
 
 
 def fork_rule(logits, labels, classes_per_task):
@@ -44,8 +44,9 @@ def test_the_stream_mask_keeps_the_classes_of_the_forks_rule(classes_per_task):
     generator = torch.Generator().manual_seed(classes_per_task)
     labels = torch.randint(0, n_classes, (64,), generator=generator)
     logits = torch.randn(64, n_classes, generator=generator)
-    keep = label_kept(task_keep(labels, classes_per_task, n_classes), labels)
-    assert torch.equal(masked_logits(logits, labels, keep, build_mask("ninf")),
+    position = Position(task=4, classes_per_task=classes_per_task, n_classes=n_classes, seen=None)
+    keep = label_kept(SCOPES["task"](labels, position), labels)
+    assert torch.equal(masked_logits(logits, keep, build_mask("ninf")),
                        fork_rule(logits, labels, classes_per_task))
 
 

@@ -9,8 +9,8 @@ from backbone.precision import PrecisionWrapper
 from backbone.resnet18 import ResNet18
 from tests.conftest import ROOT
 from tests.helpers import all_finite, mask_at_a_step, run_main
-from utils.masking import masked_cross_entropy, task_keep
 from utils.masks import MASKS
+from utils.masks.functional import SCOPES, Position, masked_cross_entropy
 
 
 @pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])
@@ -40,7 +40,7 @@ def test_masks_on_bf16_logits_under_autocast_are_the_fp32_computation(name):
     torch.manual_seed(0)
     logits = torch.randn(6, 10).to(torch.bfloat16)
     labels = torch.tensor([0, 1, 2, 3, 8, 9])
-    keep = task_keep(labels, 2, 10)
+    keep = SCOPES["task"](labels, Position(task=4, classes_per_task=2, n_classes=10, seen=None))
     value = -1.5 if MASKS.get(name).USES_VALUE else None
 
     def loss_and_grad(z, autocast):

@@ -122,7 +122,7 @@ def observed_terms(*flags):
     """The loss terms of one X-DER step at task 2 (the same draws for every call)."""
     model, _, images, labels = xder_at_task_two(*flags)
     captured = {}
-    model.step = lambda **terms: captured.update({k: v.item() for k, v in terms.items()})
+    model.step = lambda terms, logits, labels: captured.update({k: v.item() for k, v in terms.items()})
     torch.manual_seed(5)
     model.observe(images, labels)
     return captured

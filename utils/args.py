@@ -2,8 +2,8 @@
 import argparse
 
 from backbone import HEADS
+from utils.masks import DEFAULT_MASK_VALUE, scope_names
 from utils.validators import (
-    DEFAULT_MASK_VALUE,
     MASK_VALUE_ALLOWED,
     device_name,
     mask_value,
@@ -96,7 +96,7 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     mask.add_argument("--mask_value", type=mask_value,
                       help=f"m of `general` and `stopgrad` (refused for other masks): {MASK_VALUE_ALLOWED} "
                            f"(default: {DEFAULT_MASK_VALUE})")
-    mask.add_argument("--mask_scope", choices=("task", "ace", "new"),
+    mask.add_argument("--mask_scope", choices=scope_names("SCOPES"),
                       help="classes a stream row keeps: task (its own task's), ace (batch + unseen) or new (the "
                            "current and later tasks'); default: the mask's own where it has one, else the model's")
     mask.add_argument("--calibration", choices=calibrations, default="none",
@@ -104,6 +104,6 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
                            "(default: none)")
     mask.add_argument("--mask_buffer", action="store_true",
                       help="also mask the buffer cross-entropy terms (with --buffer_scope)")
-    mask.add_argument("--buffer_scope", choices=("task", "past"), default="task",
+    mask.add_argument("--buffer_scope", choices=scope_names("BUFFER_SCOPES"), default="task",
                       help="classes a buffer row keeps under --mask_buffer: task (its own task's) or past (every "
                            "task before the current one: SS-IL's replay softmax, Ahn et al. 2021) (default: task)")

@@ -61,10 +61,9 @@ def time_steps(args, lever, model_cls, dataset):
         for step in range(count):
             start = step * args.batch_size % max(1, len(indices) - args.batch_size)
             batch = indices[start:start + args.batch_size]
-            model.begin_step()
             synchronize(args.device)
             step_began = time.perf_counter()
-            model.observe(images[batch], labels[batch])
+            model.train_step(images[batch], labels[batch])
             synchronize(args.device)
             times.append(time.perf_counter() - step_began)
         return times

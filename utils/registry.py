@@ -1,4 +1,4 @@
-"""Name -> class registries over a package folder (timm-style decorators).
+"""Name -> class (or function) registries over a package folder (timm-style decorators).
 
 Names and one-line descriptions are read from the `@register_...("name")` decorators and class
 docstrings of the folder's files (parsed, not imported), so listing them (e.g. for --help) imports
@@ -11,10 +11,11 @@ import os
 
 
 def registered_classes(source):
-    """(name, first docstring line) of each class decorated with @register_...("name") in `source`."""
+    """(name, first docstring paragraph) of each class or function decorated with @register_...("name") in
+    `source`."""
     found = []
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef):
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             continue
         for decorator in node.decorator_list:
             if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name)
@@ -23,6 +24,16 @@ def registered_classes(source):
                 doc = (ast.get_docstring(node) or "").strip()
                 found.append((decorator.args[0].value, doc.split("\n\n")[0].replace("\n", " ")))
     return found
+
+
+def dict_keys(path, name):
+    """The keys of the dict literal assigned to `name` at the top of the module file `path`, read without
+    importing it."""
+    with open(path, encoding="utf-8") as f:
+        for node in ast.parse(f.read()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return tuple(key.value for key in node.value.keys)
+    raise LookupError(f"{path} assigns no {name}")
 
 
 class UnknownNameError(ValueError):

@@ -159,8 +159,7 @@ class Trainer:
 
     def train_step(self, batch, bar):
         progress, splits = self.progress, self.dataset.splits
-        self.model.begin_step()
-        loss = self.model.observe(splits.train_images[batch], splits.train_labels[batch])
+        loss = self.model.train_step(splits.train_images[batch], splits.train_labels[batch])
         progress["step"] += 1
         progress["global_step"] += 1
         self.steps_run += 1

@@ -22,7 +22,6 @@ non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 fraction = _number(float, "a number strictly between 0 and 1", lambda v: 0 < v < 1)
-DEFAULT_MASK_VALUE = -3.0  # from the seq-digits study in the README (grids/digits-masks-*.yaml)
 MASK_VALUE_ALLOWED = "a finite number or -inf"
 mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)
 

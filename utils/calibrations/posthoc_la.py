@@ -24,7 +24,7 @@ class PostHocLogitAdjustment(Calibration):
                             help="weight τ of the subtracted log prior (default: 1.0, Menon et al.'s)")
 
     def adjust(self, logits, model):
-        counts = model.trained_label_counts
+        counts = model.counts.total
         if counts.sum() == 0:  # the untrained network (--eval_future's baseline)
             return logits
         log_prior = (counts / counts.sum()).log()

@@ -1,6 +1,55 @@
-"""The mask base class and how a mask is built from its name and m."""
-from utils.masks import MASKS
-from utils.validators import DEFAULT_MASK_VALUE, check_mask_value
+"""How a model holds its mask: the registered entry of `--mask` built from the run's flags into a callable
+mask(logits, keep) -> logits with an extra_loss(). The paper's masks are pure functions bound to m; a variant that
+reads the model's label counts (balanced, LAS) or adds a term of its own (LODE) subclasses Mask."""
+from utils.masks import DEFAULT_MASK_VALUE, MASKS
+from utils.validators import check_mask_value
+
+
+class Mask:
+    """A stream-loss variant: __call__(logits, keep) -> new logits (never in place), reading the model's
+    LabelCounts (utils/label_counts.py) where it needs class frequencies, and extra_loss() for a term that is no
+    rewrite of the logits. USES_VALUE: the mask reads m (`--mask_value`); others refuse one. SCOPE: the stream
+    scope the mask is defined with (None: the model's), used unless --mask_scope is given."""
+    USES_VALUE = False
+    SCOPE = None
+
+    def __init__(self, m=None, counts=None):
+        self.m, self.counts = m, counts
+
+    @classmethod
+    def from_args(cls, args, counts):
+        """The mask a run's flags describe (its own flags included), reading the model's `counts`."""
+        return cls(m=args.mask_value, counts=counts)
+
+    @staticmethod
+    def add_args(parser):
+        """Flags of this mask (none by default)."""
+
+    def extra_loss(self, logits, labels, position):
+        """A term added to the stream cross-entropy (None: none), from the unmasked stream logits and the step's
+        Position (utils/masks/functional.py)."""
+        return None
+
+    def __call__(self, logits, keep):
+        raise NotImplementedError
+
+
+class Rewrite(Mask):
+    """One of the pure functions of functional.py with its m bound."""
+
+    def __init__(self, function, m):
+        super().__init__(m)
+        self.function = function
+
+    def __call__(self, logits, keep):
+        return self.function(logits, keep, self.m)
+
+
+def as_entry(function, uses_value):
+    """Give a pure mask function the class-level interface of a registered Mask."""
+    function.USES_VALUE, function.SCOPE = uses_value, None
+    function.add_args = Mask.add_args
+    function.from_args = lambda args, counts: Rewrite(function, args.mask_value)
 
 
 def masks_using_value():
@@ -8,8 +57,8 @@ def masks_using_value():
 
 
 def resolve_mask_value(name, value):
-    """m for mask `name`: the default where it uses one and none was given, None where it does not
-    use one; a value given to a mask that ignores it, or not finite and not -inf, is a ValueError."""
+    """m for mask `name`: the default where it uses one and none was given, None where it does not use one; a
+    value given to a mask that ignores it, or not finite and not -inf, is a ValueError."""
     if not MASKS.get(name).USES_VALUE:
         if value is not None:
             raise ValueError(f"argument --mask_value: {value!r} is not allowed with mask {name}, which has no "
@@ -18,56 +67,12 @@ def resolve_mask_value(name, value):
     return DEFAULT_MASK_VALUE if value is None else check_mask_value(value)
 
 
-class Mask:
-    """Base mask: subclasses implement __call__(logits, keep) -> new logits (never in place).
-
-    USES_VALUE: the mask reads m (`--mask_value`); others refuse one. SCOPE: the stream scope the mask
-    is defined with (None: the model's), used unless --mask_scope is given. A stream-loss variant that
-    is more than a rewrite of the logits adds its other terms in extra_loss()."""
-    USES_VALUE = False
-    SCOPE = None
-
-    def __init__(self, value=None):
-        self.value = resolve_mask_value(self.NAME, value)
-
-    @classmethod
-    def from_args(cls, args):
-        """The mask a run's flags describe (its own flags included)."""
-        return cls(value=args.mask_value)
-
-    @staticmethod
-    def add_args(parser):
-        """Flags of this mask (none by default)."""
-
-    def update_class_counts(self, counts):
-        """Called at each task start with n_j, the class counts of the training distribution."""
-
-    def begin_step(self):
-        """Called before each training step."""
-
-    def observe_labels(self, labels):
-        """Called with the labels of the rows a step trains on (stream and replay), before its loss."""
-
-    def extra_loss(self, logits, labels, task, classes_per_task):
-        """A term added to the stream cross-entropy (None: none), from the unmasked stream logits."""
-        return None
-
-    def state_dict(self):
-        """What a checkpoint must keep of this mask (nothing by default)."""
-        return {}
-
-    def load_state_dict(self, state):
-        """Restore what state_dict() returned."""
-
-    def __call__(self, logits, keep):
-        raise NotImplementedError
+def mask_from_args(args, counts):
+    """The mask of a run (--mask with its m, already resolved by the parser, and its own flags)."""
+    return MASKS.get(args.mask).from_args(args, counts)
 
 
-def mask_from_args(args):
-    """The mask of a run: --mask with --mask_value and the mask's own flags."""
-    return MASKS.get(args.mask).from_args(args)
-
-
-def build_mask(name, value=None, **options):
-    """The mask registered as `name`, a callable mask(logits, keep) -> logits."""
-    return MASKS.get(name)(value=value, **options)
+def build_mask(name, m=None, counts=None, **options):
+    """The mask registered as `name` from Python, m checked and defaulted as on the command line."""
+    entry, m = MASKS.get(name), resolve_mask_value(name, m)
+    return entry(m=m, counts=counts, **options) if isinstance(entry, type) else Rewrite(entry, m)

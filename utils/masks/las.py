@@ -1,7 +1,6 @@
-import torch
-
 from utils.masks import register_mask
 from utils.masks.base import Mask
+from utils.masks.functional import add_prior
 from utils.validators import non_negative_float, positive_int
 
 
@@ -15,15 +14,14 @@ class LogitAdjustedMask(Mask):
     window of 1 step by default. With --mask_buffer the replay rows are adjusted too, as in their ER.
     """
 
-    def __init__(self, value=None, tau=1.0, window=1):
-        super().__init__(value)
-        self.tau, self.window = tau, window
-        self.steps = None  # [window, C]: label counts of the last `window` steps, row `position` the current one
-        self.position = 0
+    def __init__(self, m=None, counts=None, tau=1.0, window=1):
+        super().__init__(m, counts)
+        self.tau = tau
+        counts.keep_recent(window)
 
     @classmethod
-    def from_args(cls, args):
-        return cls(value=args.mask_value, tau=args.tau, window=args.window)
+    def from_args(cls, args, counts):
+        return cls(m=args.mask_value, counts=counts, tau=args.tau, window=args.window)
 
     @staticmethod
     def add_args(parser):
@@ -33,27 +31,7 @@ class LogitAdjustedMask(Mask):
                             help="training steps whose labels make the prior (default: 1, the authors' for "
                                  "CIFAR and TinyImageNet)")
 
-    def update_class_counts(self, counts):
-        if self.steps is None:
-            self.steps = torch.zeros(self.window, len(counts), device=counts.device)
-
-    def begin_step(self):
-        if self.steps is not None:
-            self.position = (self.position + 1) % self.window
-            self.steps[self.position] = 0
-
-    def observe_labels(self, labels):
-        self.steps = self.steps.to(labels.device)  # a checkpoint loads on the CPU
-        self.steps[self.position].index_add_(0, labels, torch.ones_like(labels, dtype=self.steps.dtype))
-
-    def state_dict(self):
-        return {"steps": self.steps, "position": self.position}
-
-    def load_state_dict(self, state):
-        self.steps, self.position = state["steps"], state["position"]
-
     def __call__(self, logits, keep):
         if self.tau == 0:  # no adjustment at all (0 · log 0 would be NaN)
             return logits
-        prior = self.steps.sum(0).log().to(logits.device)
-        return logits + self.tau * prior[:logits.shape[1]]  # X-DER's buffer CE reads the past heads only
+        return add_prior(logits, self.tau * self.counts.recent().log())

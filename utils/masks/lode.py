@@ -3,6 +3,7 @@ import torch.nn.functional as F
 
 from utils.masks import register_mask
 from utils.masks.base import Mask
+from utils.masks.functional import ninf
 from utils.tasks import task_of_classes
 from utils.validators import non_negative_float
 
@@ -18,13 +19,13 @@ class LodeMask(Mask):
     """
     SCOPE = "new"
 
-    def __init__(self, value=None, rho=0.1):
-        super().__init__(value)
+    def __init__(self, m=None, counts=None, rho=0.1):
+        super().__init__(m, counts)
         self.rho = rho
 
     @classmethod
-    def from_args(cls, args):
-        return cls(value=args.mask_value, rho=args.rho)
+    def from_args(cls, args, counts):
+        return cls(m=args.mask_value, counts=counts, rho=args.rho)
 
     @staticmethod
     def add_args(parser):
@@ -33,12 +34,13 @@ class LodeMask(Mask):
                                  "the authors' lode_er on seq-cifar10; their lode_derpp uses 0.05 at buffer 500)")
 
     def __call__(self, logits, keep):
-        return logits.masked_fill(~keep, float("-inf"))
+        return ninf(logits, keep)
 
-    def extra_loss(self, logits, labels, task, classes_per_task):
+    def extra_loss(self, logits, labels, position):
+        task = position.task
         if task == 0:
             return None
-        old = task_of_classes(logits.shape[1], classes_per_task, logits.device) < task
+        old = task_of_classes(logits.shape[1], position.classes_per_task, logits.device) < task
         sides = torch.stack([logits.masked_fill(~old, float("-inf")).logsumexp(1),
                              logits.masked_fill(old, float("-inf")).logsumexp(1)], dim=1)
         return self.rho / task * F.cross_entropy(sides, torch.ones_like(labels))
