@@ -49,8 +49,8 @@ def all_finite(summary):
     return all(isinstance(v, float) and math.isfinite(v) for v in values)
 
 
-def interrupt_then_resume(monkeypatch, model_cls, at_step, flags):
-    """main.main(flags) receives SIGTERM during step `at_step` (exit 143), then main.main(flags +
+def interrupt_then_resume(monkeypatch, model_cls, at_step, flags, between=lambda: None):
+    """main.main(flags) receives SIGTERM during step `at_step` (exit 143), `between()` runs, then main.main(flags +
     --resume) finishes; returns the resume's exit status."""
     real_observe, calls = model_cls.observe, [0]
 
@@ -62,6 +62,7 @@ def interrupt_then_resume(monkeypatch, model_cls, at_step, flags):
     monkeypatch.setattr(model_cls, "observe", observe_then_signal)
     assert main.main(flags) == 143
     monkeypatch.setattr(model_cls, "observe", real_observe)
+    between()
     return main.main(flags + ["--resume"])
 
 

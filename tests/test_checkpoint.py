@@ -30,7 +30,7 @@ def kill_when(process, directory, predicate):
                 state = torch.load(paths[-1], map_location="cpu", weights_only=True)
             except Exception:
                 state = None
-            if state is not None and predicate(state["progress"]):
+            if state is not None and predicate(state["position"]):
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 return True
@@ -124,7 +124,7 @@ def test_signal_checkpoints_and_exits(tmp_path, sig, status):
     assert process.returncode == status, err
     assert "--resume" in out + err
     state, _ = load_latest(directory)
-    assert state["progress"]["task"] < 5
+    assert state["position"]["task"] < 5
     resumed = run_cli(*short_run, "--checkpoint_dir", str(directory), "--resume", "--results_path", str(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
 
@@ -152,3 +152,29 @@ def test_a_checkpoint_from_before_the_label_counts_had_one_owner_loads(mask):
     z = torch.randn(5, dataset.n_classes)
     assert torch.equal(fresh.mask(z, None), model.mask(z, None))
     assert torch.equal(fresh.counts.total, model.counts.total)
+
+
+def as_written_before(state):
+    """A checkpoint state in the layout before the loop's state was split and the label counts had one owner."""
+    position, history = state.pop("position"), state.pop("history")
+    state["progress"] = {**position, **history, "train_time_s": state.pop("train_time_s")}
+    counts = state["model"].pop("label_counts")
+    state["model"]["module"]["seen_classes"] = state["model"]["module"]["trained_label_counts"] > 0
+    state["model"]["mask"] = {"steps": counts["steps"], "position": counts["position"]}  # las's mask state
+    return state
+
+
+def test_a_run_interrupted_before_the_new_layout_resumes_to_the_same_matrix(tmp_path, monkeypatch):
+    from models.der import Der
+    from tests.helpers import interrupt_then_resume, run_main
+
+    flags = ["--model", "der", "--mask", "las", "--window", "2", "--buffer_size", "20", "--n_epochs", "2", "--quiet"]
+    whole = run_main(tmp_path / "whole", *flags)
+    directory = tmp_path / "ckpt"
+
+    def rewrite_the_newest_checkpoint():
+        state, path = load_latest(directory)
+        torch.save(as_written_before(state), path)
+    resumed = flags + ["--results_path", str(tmp_path / "resumed"), "--checkpoint_dir", str(directory)]
+    assert interrupt_then_resume(monkeypatch, Der, 70, resumed, between=rewrite_the_newest_checkpoint) == 0
+    assert read_records(tmp_path / "resumed")[-1]["class_il"]["matrix"] == whole["class_il"]["matrix"]

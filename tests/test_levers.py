@@ -34,8 +34,7 @@ def test_bf16_is_a_candidate_only_when_allowed_and_native(monkeypatch):
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
     monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: True)
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl", "bf16", "bf16+cl"}
-    args.levers = "auto"
-    assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
+    assert set(eager_candidates(args.replaced(levers="auto"), dataset_cls)) == {"fp32", "cl"}
     mlp, _, mlp_cls = parse_args(["--model", "der", "--buffer_size", "10", "--levers", "auto"])
     assert set(eager_candidates(mlp, mlp_cls)) == {"fp32"}
 
@@ -80,9 +79,10 @@ def test_compile_is_taken_only_where_its_saving_over_the_run_beats_its_cost(monk
     monkeypatch.setattr(utils.levers, "run_steps", lambda *a: 20_000)  # × 0.02 s = 400 s of steps
     monkeypatch.setattr(utils.levers, "COMPILE_AFTER_S", 100)
     fake_trials(monkeypatch, {"fp32": (0.030, 1.0), "cl": (0.020, 1.0), "compile+cl": compiled})
-    levers = utils.levers.choose_levers(args, model_cls, dataset)
+    chosen, levers = utils.levers.choose_levers(args, model_cls, dataset)
     assert levers["choice"] == expected and ("compile_error" in levers) == isinstance(compiled, Exception)
-    assert args.compile == (expected == "compile+cl") and args.channels_last
+    assert chosen["compile"] == (expected == "compile+cl") and chosen["channels_last"]
+    assert not args.compile  # the flags stay as parsed: the run trains with a copy
 
 
 def test_a_run_under_joint_counts_the_seen_tasks_steps():
@@ -102,7 +102,7 @@ def test_a_checkpoints_levers_that_this_device_cannot_run_are_dropped(monkeypatc
     import utils.levers
     monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: False)
     args = SimpleNamespace(device="cpu", amp="bf16", channels_last=True, compile=False, nf=8)
-    assert utils.levers.usable_here(args) == ["amp", "channels_last"]
-    assert args.amp is None and not args.channels_last
+    assert utils.levers.usable_here(args) == ({"amp": None, "channels_last": False, "compile": False},
+                                              ["amp", "channels_last"])
     wide = SimpleNamespace(device="cpu", amp=None, channels_last=True, compile=False, nf=20)
-    assert utils.levers.usable_here(wide) == [] and wide.channels_last
+    assert utils.levers.usable_here(wide) == ({"amp": None, "channels_last": True, "compile": False}, [])

@@ -253,3 +253,22 @@ def test_a_result_no_disk_takes_is_printed_not_lost(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err.strip().splitlines()
     assert json.loads(err[0])["model"] == SHORT[SHORT.index("--model") + 1]
     assert "could not write the run's result anywhere (No space left on device)" in err[1]
+
+
+@pytest.mark.parametrize("flags", [["--model", "der", "--mask", "las", "--buffer_size", "20"],
+                                   ["--model", "er_ace", "--buffer_size", "20", "--levers", "auto"],
+                                   ["--model", "xder", "--buffer_size", "20", "--calibration", "bic"]])
+def test_no_module_writes_a_runs_flags_after_parsing(tmp_path, flags):
+    """parse_args resolves every flag and freezes them; the levers --levers auto measures go into a copy."""
+    from utils.run import train_to_record
+    from utils.signals import StopSignals
+
+    args, model_cls, dataset_cls = parse_args(flags + ["--n_epochs", "1", "--quiet", "--data_path",
+                                                       str(tmp_path), "--results_path", str(tmp_path)])
+    parsed = dict(vars(args))
+    with pytest.raises(AttributeError, match="frozen after parsing"):
+        args.lr = 1.0
+    record = train_to_record(args, model_cls, dataset_cls, StopSignals(), {"run_id": "r", "started_at": "t"})
+    assert vars(args) == parsed
+    if args.levers == "auto":
+        assert record["args"]["channels_last"] is False and record["levers"]["choice"] == "fp32"

@@ -99,14 +99,14 @@ def read_complete(directory):
         return None
 
 
-def describe_position(progress, n_tasks, n_epochs):
-    """Where a checkpoint continues, in words."""
-    task = progress["task"]
+def describe_position(position, n_tasks, n_epochs):
+    """Where a checkpoint continues (its utils.loop_state.LoopPosition), in words."""
+    task = position.task
     if task >= n_tasks:
         return "after the last task (training finished)"
-    if not progress["task_started"]:
+    if not position.task_started:
         return f"at the start of task {task + 1}/{n_tasks}"
-    if progress["epoch"] >= n_epochs:
+    if position.epoch >= n_epochs:
         return f"at the end of task {task + 1}/{n_tasks} (its {n_epochs} epochs done)"
-    return (f"at task {task + 1}/{n_tasks}, epoch {progress['epoch'] + 1}/{n_epochs}, "
-            f"after step {progress['step']} of that epoch")
+    return (f"at task {task + 1}/{n_tasks}, epoch {position.epoch + 1}/{n_epochs}, "
+            f"after step {position.step} of that epoch")

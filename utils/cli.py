@@ -5,7 +5,7 @@ import os
 import textwrap
 
 from utils.args import add_experiment_args
-from utils.parser import ArgumentParser, HelpFormatter, did_you_mean
+from utils.parser import ArgumentParser, HelpFormatter, RunFlags, did_you_mean
 
 PROG = "main.py"
 DEFAULT_DATASET = "seq-digits"
@@ -108,14 +108,14 @@ def unknown_flag_message(extras, parser, args):
 
 
 def parse_args(argv, raise_errors=False):
-    """Validated args with every default resolved, and the model and dataset classes; a refusal exits
-    with one line and status 2, or with raise_errors is a FlagError."""
+    """Validated args with every default resolved, frozen (utils.parser.RunFlags), and the model and dataset
+    classes; a refusal exits with one line and status 2, or with raise_errors is a FlagError."""
     parser, (model_cls, dataset_cls, _, _) = build_parser(argv, raise_errors)
     args, extras = parser.parse_known_args(argv)
     if extras:
         parser.error(unknown_flag_message(extras, parser, args))
     resolve_defaults(parser, args, argv, model_cls, dataset_cls)
-    return args, model_cls, dataset_cls
+    return RunFlags.of(args), model_cls, dataset_cls
 
 
 def resolve_defaults(parser, args, argv, model_cls, dataset_cls):

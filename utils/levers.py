@@ -9,7 +9,6 @@ AVX-512 BF16 or AMX). Compile is tried only when the run is long enough for it t
 the fastest eager lever take over COMPILE_AFTER_S, and it is chosen only if its saving over the run's steps
 exceeds the compilation time measured.
 """
-import copy
 import math
 import statistics
 import time
@@ -49,9 +48,7 @@ def time_steps(args, lever, model_cls, dataset):
     are the trial's whole time less its steps at that median: building, warming up and, for compile, the
     compilation of every shape it met."""
     began = time.perf_counter()
-    trial = copy.copy(args)
-    vars(trial).update(lever)
-    model = model_cls(dataset.get_backbone(), trial, dataset, args.device)
+    model = model_cls(dataset.get_backbone(), args.replaced(**lever), dataset, args.device)
     model.train()
     images, labels = dataset.splits.train_images, dataset.splits.train_labels
 
@@ -90,22 +87,22 @@ def run_steps(args, model_cls, dataset):
 
 
 def usable_here(args):
-    """Drop from args the levers this device cannot run (a checkpoint's choice resumed elsewhere), by the
-    rules the command line is checked with. Returns the names of the levers dropped."""
+    """The levers of args this device can run (a checkpoint's choice resumed elsewhere), by the rules the
+    command line is checked with, and the names of those dropped."""
     on_cpu = not args.device.startswith("cuda")
-    dropped = []
+    levers, dropped = {name: getattr(args, name) for name in CHOSEN}, []
     if amp_refusal(args.amp, on_cpu):
-        args.amp = None
+        levers["amp"] = None
         dropped.append("amp")
     if args.channels_last and channels_last_crashes(getattr(args, "nf", None), on_cpu):
-        args.channels_last = False
+        levers["channels_last"] = False
         dropped.append("channels_last")
-    return dropped
+    return levers, dropped
 
 
 def choose_levers(args, model_cls, dataset):
-    """Set args' --amp, --channels_last and --compile to the fastest lever; returns the choice, each
-    candidate's median step (ms), the run's steps and, where compile was tried and could not build, why."""
+    """The fastest lever's --amp, --channels_last and --compile values, and the record of the choice: its name,
+    each candidate's median step (ms), the run's steps and, where compile was tried and could not build, why."""
     levers = eager_candidates(args, type(dataset))
     steps = run_steps(args, model_cls, dataset)
     devices = [torch.device(args.device)] if args.device.startswith("cuda") else []
@@ -125,9 +122,8 @@ def choose_levers(args, model_cls, dataset):
                 saved = steps * (timings[choice][0] - timings[name][0])
                 if saved > timings[name][1] - timings[choice][1]:
                     choice = name
-    vars(args).update(levers[choice])
     levers_record = {"choice": choice, "step_ms": {n: round(1000 * median, 3) for n, (median, _) in timings.items()},
                      "run_steps": steps}
     if compile_error:
         levers_record["compile_error"] = compile_error
-    return levers_record
+    return levers[choice], levers_record

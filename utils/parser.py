@@ -57,3 +57,24 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if action.default in (None, False):
             return f"{text} (default: {'off' if action.nargs == 0 else 'none'})"
         return f"{text} (default: %(default)s)"
+
+
+class RunFlags(argparse.Namespace):
+    """A run's resolved flags, frozen once parsing is done (utils.cli.parse_args returns them frozen): nothing
+    writes to them after, so what a run used is known before it starts. `replaced(**changes)` makes a frozen copy
+    with other values (the levers --levers auto measured, a checkpoint's choice)."""
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a run's flags are frozen after parsing (setting {name}); make a copy with "
+                             f"replaced({name}=...)")
+
+    __delattr__ = __setattr__
+
+    @classmethod
+    def of(cls, namespace):
+        flags = cls.__new__(cls)
+        flags.__dict__.update(vars(namespace))
+        return flags
+
+    def replaced(self, **changes):
+        return RunFlags.of(argparse.Namespace(**{**vars(self), **changes}))

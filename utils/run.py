@@ -48,7 +48,7 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
     dataset.prepare(args.device)
     if signals.received is not None:
         raise Interrupted(StopSignals.STATUS[signals.received], None)
-    levers = choose_run_levers(args, model_cls, dataset, resume_state, log)
+    args, levers = choose_run_levers(args, model_cls, dataset, resume_state, log)
     model = model_cls(dataset.get_backbone(), args, dataset, args.device)
     outcome = Trainer(model, dataset, args, signals, identity, log=log).run(resume_state)
     return build_record(args, outcome, time.perf_counter() - start, identity, environment(args.device),
@@ -56,25 +56,27 @@ def train_to_record(args, model_cls, dataset_cls, signals, identity, resume_stat
 
 
 def choose_run_levers(args, model_cls, dataset, resume_state, log):
-    """Under --levers auto, set the levers: measured (and said in one line), or a checkpoint's own choice
-    when resuming; None under --levers fixed."""
+    """(the flags the run trains with, the record of the levers): under --levers auto a copy of args with the
+    levers measured (and said in one line), or a checkpoint's own choice when resuming; args and None under
+    --levers fixed."""
     from utils.levers import CHOSEN, choose_levers, lever_name, usable_here
 
     if args.levers == "fixed":
-        return None
+        return args, None
     if resume_state is not None:
-        vars(args).update({name: resume_state["args"][name] for name in CHOSEN})
-        dropped = usable_here(args)
-        return {"choice": lever_name(vars(args)), "from_checkpoint": True, **({"dropped": dropped} if dropped else {})}
-    levers = choose_levers(args, model_cls, dataset)
+        chosen, dropped = usable_here(args.replaced(**{name: resume_state["args"][name] for name in CHOSEN}))
+        return args.replaced(**chosen), {"choice": lever_name(chosen), "from_checkpoint": True,
+                                         **({"dropped": dropped} if dropped else {})}
+    chosen, levers = choose_levers(args, model_cls, dataset)
     log(f"levers {args.levers}: {levers['choice']} (median step: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in levers["step_ms"].items()) + ")")
-    return levers
+    return args.replaced(**chosen), levers
 
 
 def load_resume_state(args, n_tasks):
     """(checkpoint state or None, the line to print, whether the run's result is already written)."""
     from utils.checkpoint import check_same_run, describe_position, load_latest, read_complete
+    from utils.loop_state import restored
     from utils.record import json_safe
 
     state, path = load_latest(args.checkpoint_dir)
@@ -82,10 +84,11 @@ def load_resume_state(args, n_tasks):
         return None, f"no checkpoint in {args.checkpoint_dir} yet: starting from the beginning", False
     check_same_run(state["args"], json_safe(vars(args)))
     done = read_complete(args.checkpoint_dir)
-    if state["progress"]["task"] >= n_tasks and done is not None:
+    position = restored(state)[0]
+    if position.task >= n_tasks and done is not None:
         return state, (f"the run is complete: its result is in {done['results_file']} (run_id {done['run_id']}); "
                        f"nothing to do, nothing appended"), True
-    return state, f"resuming from {path} {describe_position(state['progress'], n_tasks, args.n_epochs)}", False
+    return state, f"resuming from {path} {describe_position(position, n_tasks, args.n_epochs)}", False
 
 
 def recorded_line(args):

@@ -1,11 +1,10 @@
 """The loop: tasks → epochs → observe, then evaluation of the tasks seen so far (and of future
 ones and the untrained network with --eval_future, for FWT).
 
-The loop's whole position lives in `progress` (task, epoch, step, the epoch's order, the rows so far),
-so a checkpoint written after any step continues exactly where the run stopped.
+The loop's state is its position (task, epoch, step, the epoch's order), its history (the rows so far) and the
+training clock (utils/loop_state.py), so a checkpoint written after any step continues exactly where the run
+stopped.
 """
-import time
-
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -13,9 +12,9 @@ from tqdm import tqdm
 from models.base import NonFiniteLoss
 from utils.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.confusion import old_new_accuracy, recency_bias, task_confusion
-from utils.device import synchronize
 from utils.evaluation import evaluate, evaluate_seen, evaluation_subsets
 from utils.event_log import EventLog
+from utils.loop_state import History, LoopPosition, Stopwatch, loop_state, restored
 from utils.lr_schedule import task_scheduler
 from utils.metrics import summarize
 from utils.record import json_safe
@@ -46,130 +45,121 @@ class Trainer:
         self.signals, self.identity = signals, identity
         self.generator = torch.Generator().manual_seed(args.seed)
         self.scheduler = None
-        self.progress = None
+        self.position, self.history = LoopPosition(), History()
+        self.stopwatch = Stopwatch(model.device)
         self.steps_run = 0
 
     def checkpoint(self, directory):
-        """Write the state after the last finished step (training time counted up to now)."""
-        self.account_time()
-        state = {"model": self.model.checkpoint_state(), "generator": self.generator.get_state(),
-                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                 "rng": rng_states(), "progress": self.progress, "args": json_safe(vars(self.args)),
-                 "identity": self.identity}
-        path = save_checkpoint(directory, state)
-        self.clock = time.perf_counter()
-        return path
+        """Write the state after the last finished step (training time counted up to now, the writing not)."""
+        with self.stopwatch.pause():
+            state = {"model": self.model.checkpoint_state(), "generator": self.generator.get_state(),
+                     "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                     "rng": rng_states(), **loop_state(self.position, self.history, self.stopwatch),
+                     "args": json_safe(vars(self.args)), "identity": self.identity}
+            return save_checkpoint(directory, state)
 
     def restore(self, state):
         self.model.load_checkpoint_state(state["model"])
         self.generator.set_state(state["generator"])
         set_rng_states(state["rng"])
-        self.progress = state["progress"]
-        if self.progress["order"] is not None:
-            self.progress["order"] = self.progress["order"].to(self.model.device)
+        self.position, self.history, trained = restored(state)
+        self.stopwatch = Stopwatch(self.model.device, trained)
+        if self.position.order is not None:
+            self.position.order = self.position.order.to(self.model.device)
         return state["scheduler"]
-
-    def account_time(self):
-        synchronize(self.model.device)
-        now = time.perf_counter()
-        self.progress["train_time_s"] += now - self.clock
-        self.clock = now
 
     def run(self, resume_state=None):
         """Train task by task; returns the Class-IL and Task-IL summaries, the training time (s)
         and the number of skipped steps."""
         scheduler_state = None
         if resume_state is None:
-            baseline = evaluate(self.model, self.dataset, -1, future=True)[:2] if self.args.eval_future else None
-            self.progress = {"task": 0, "task_started": False, "epoch": 0, "step": 0, "order": None,
-                             "class_rows": [], "task_rows": [], "baseline": baseline, "train_time_s": 0.0,
-                             "global_step": 0, "predictions": [], "diagnostics": [], "curve": []}
+            if self.args.eval_future:
+                self.history.baseline = evaluate(self.model, self.dataset, -1, future=True)[:2]
         else:
             scheduler_state = self.restore(resume_state)
         self.stop_if_signalled()
         self.subsets = evaluation_subsets(self.dataset, self.args.eval_subset, self.args.seed) \
             if self.args.eval_every else None
         self.model.train()
-        self.clock = time.perf_counter()
-        self.events = EventLog(self.args, self.progress["global_step"] + 1 if resume_state else None)
+        self.stopwatch.start()
+        self.events = EventLog(self.args, self.position.global_step + 1 if resume_state else None)
         try:
-            while self.progress["task"] < self.dataset.N_TASKS:
+            while self.position.task < self.dataset.N_TASKS:
                 self.train_task(scheduler_state)
                 scheduler_state = None
         finally:
             self.events.close()
-        progress, predictions = self.progress, self.progress["predictions"]
-        baseline_class_il, baseline_task_il = progress["baseline"] or (None, None)
+        history, predictions = self.history, self.history.predictions
+        baseline_class_il, baseline_task_il = history.baseline or (None, None)
         accuracies = [old_new_accuracy(p["correct"], p["totals"]) for p in predictions]
-        return {"class_il": summarize(progress["class_rows"], baseline_class_il),
-                "task_il": summarize(progress["task_rows"], baseline_task_il),
-                "train_time_s": progress["train_time_s"], "skipped_steps": self.model.skipped_steps,
+        return {"class_il": summarize(history.class_rows, baseline_class_il),
+                "task_il": summarize(history.task_rows, baseline_task_il),
+                "train_time_s": self.stopwatch.read(), "skipped_steps": self.model.skipped_steps,
                 "recency_bias": [recency_bias(p["counts"]) for p in predictions],
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
                 "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
-                "diagnostics": progress["diagnostics"], "online_accuracy": self.model.online_accuracy(),
+                "diagnostics": history.diagnostics, "online_accuracy": self.model.online_accuracy(),
                 "calibration_fit": self.model.calibration.summary(),
-                "eval_curve": progress["curve"] or None,
-                **summarize_stability(progress["curve"], self.dataset.N_TASKS, progress["class_rows"][-1])}
+                "eval_curve": history.curve or None,
+                **summarize_stability(history.curve, self.dataset.N_TASKS, history.class_rows[-1])}
 
     def train_task(self, scheduler_state):
-        progress, args, splits = self.progress, self.args, self.dataset.splits
-        task, n_tasks = progress["task"], self.dataset.N_TASKS
+        position, history, args, splits = self.position, self.history, self.args, self.dataset.splits
+        task, n_tasks = position.task, self.dataset.N_TASKS
         indices = self.model.calibration.training_indices(training_indices(self.model, self.dataset, task),
                                                           self.dataset, task, args.seed)
-        if progress["task_started"]:
+        if position.task_started:
             self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
         else:
             self.model.begin_task(task, splits.train_labels[indices])
             self.scheduler = task_scheduler(self.model.opt, args)
-            progress.update(task_started=True, epoch=0, step=0, order=None)
+            position.task_started, position.epoch, position.step, position.order = True, 0, 0, None
         n_batches = -(-len(indices) // args.batch_size)
-        bar = tqdm(total=args.n_epochs * n_batches, initial=progress["epoch"] * n_batches + progress["step"],
+        bar = tqdm(total=args.n_epochs * n_batches, initial=position.epoch * n_batches + position.step,
                    desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet, leave=False, dynamic_ncols=True)
-        while progress["epoch"] < args.n_epochs:
-            if progress["order"] is None:
-                progress["order"] = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
-            batches = progress["order"].split(args.batch_size)
-            self.window_start = progress["step"]
-            while progress["step"] < len(batches):
-                self.train_step(batches[progress["step"]], bar)
+        while position.epoch < args.n_epochs:
+            if position.order is None:
+                position.order = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
+            batches = position.order.split(args.batch_size)
+            self.window_start = position.step
+            while position.step < len(batches):
+                self.train_step(batches[position.step], bar)
             self.check_finite()
             if self.scheduler is not None:
                 self.scheduler.step()
-            progress.update(epoch=progress["epoch"] + 1, step=0, order=None)
+            position.epoch, position.step, position.order = position.epoch + 1, 0, None
             if args.checkpoint_dir:
                 self.checkpoint(args.checkpoint_dir)
         bar.close()
         self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
         self.model.calibrate(task)
         self.curve_point()  # the last point before the switch to the next task
-        class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
-        self.clock = time.perf_counter()  # the evaluation is not training time, checkpoints or not
-        progress["class_rows"].append(class_il)
-        progress["task_rows"].append(task_il)
-        progress["predictions"].append(predictions)
-        progress["diagnostics"].append(self.model.diagnostics.read_task())
-        self.events.task(progress["global_step"], class_il, task_il, predictions)
-        progress.update(task=task + 1, task_started=False)
+        with self.stopwatch.pause():  # the evaluation is not training time, checkpoints or not
+            class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
+        history.class_rows.append(class_il)
+        history.task_rows.append(task_il)
+        history.predictions.append(predictions)
+        history.diagnostics.append(self.model.diagnostics.read_task())
+        self.events.task(position.global_step, class_il, task_il, predictions)
+        position.task, position.task_started = task + 1, False
         self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
                  f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
         if args.checkpoint_dir:
             self.checkpoint(args.checkpoint_dir)
-        self.clock = time.perf_counter()
 
     def train_step(self, batch, bar):
-        progress, splits = self.progress, self.dataset.splits
+        position, splits = self.position, self.dataset.splits
         loss = self.model.train_step(splits.train_images[batch], splits.train_labels[batch])
-        progress["step"] += 1
-        progress["global_step"] += 1
+        position.step += 1
+        position.global_step += 1
         self.steps_run += 1
-        self.events.step(progress["global_step"], self.model)
-        if self.args.eval_every and progress["global_step"] % self.args.eval_every == 0:
+        self.events.step(position.global_step, self.model)
+        if self.args.eval_every and position.global_step % self.args.eval_every == 0:
             self.curve_point()
-        if progress["step"] % PROGRESS_EVERY == 0:
+        if position.step % PROGRESS_EVERY == 0:
             self.check_finite()
             if not self.args.quiet:
-                bar.set_postfix(epoch=progress["epoch"] + 1, loss=f"{loss.item():.4f}")
+                bar.set_postfix(epoch=position.epoch + 1, loss=f"{loss.item():.4f}")
         bar.update()
         if self.signals.received is not None:
             bar.close()
@@ -177,32 +167,31 @@ class Trainer:
 
     def curve_point(self):
         """With --eval_every, the seen tasks' accuracy on the fixed subsets now (its time is not training
-        time); the training clock is accounted up to here either way."""
-        self.account_time()
+        time)."""
         if not self.args.eval_every:
             return
-        progress = self.progress
-        class_il, task_il = evaluate_seen(self.model, self.dataset, progress["task"], self.subsets)
-        point = {"step": progress["global_step"], "task": progress["task"],
-                 "epoch": min(progress["epoch"], self.args.n_epochs - 1), "class_il": class_il, "task_il": task_il}
-        if progress["curve"] and progress["curve"][-1]["step"] == point["step"]:
-            progress["curve"][-1] = point  # a task's last step: the point after end_task and the correction wins
+        position, curve = self.position, self.history.curve
+        with self.stopwatch.pause():
+            class_il, task_il = evaluate_seen(self.model, self.dataset, position.task, self.subsets)
+        point = {"step": position.global_step, "task": position.task,
+                 "epoch": min(position.epoch, self.args.n_epochs - 1), "class_il": class_il, "task_il": task_il}
+        if curve and curve[-1]["step"] == point["step"]:
+            curve[-1] = point  # a task's last step: the point after end_task and the correction wins
         else:
-            progress["curve"].append(point)
-        self.events.curve(progress["global_step"], class_il)
-        self.clock = time.perf_counter()
+            curve.append(point)
+        self.events.curve(position.global_step, class_il)
 
     def check_finite(self):
         """The model's non-finite steps since the last check (one host read; called every PROGRESS_EVERY
         steps and at epoch ends, never per step): under --nan_policy stop, NumericsError naming the first."""
-        progress = self.progress
+        position = self.position
         try:
             self.model.read_finite()
         except NonFiniteLoss as error:
-            raise NumericsError(f"non-finite loss or logits at task {progress['task'] + 1}, epoch "
-                                f"{progress['epoch'] + 1}, step {self.window_start + error.index + 1}: {error} "
+            raise NumericsError(f"non-finite loss or logits at task {position.task + 1}, epoch "
+                                f"{position.epoch + 1}, step {self.window_start + error.index + 1}: {error} "
                                 f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
-        self.window_start = progress["step"]
+        self.window_start = position.step
 
     def stop_if_signalled(self):
         """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""
