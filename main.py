@@ -1,17 +1,17 @@
 """Front door: python main.py --model der --mask general --buffer_size 20 [--help].
 
-Parses the flags, runs them with utils.run, and prints what happened; exit status 0 done, 1 result
+Parses the flags, runs them with utils.plumbing.run, and prints what happened; exit status 0 done, 1 result
 kept outside the results file, 2 bad input, 3 non-finite loss, 130/143 interrupted."""
 import json
 import os
-import shlex
 import sys
 import warnings
 
 from tabulate import tabulate
 
-from utils.cli import PROG, parse_args
-from utils.metrics import SUMMARY_METRICS
+from utils.core.metrics import SUMMARY_METRICS
+from utils.plumbing.cli import PROG, parse_args
+from utils.plumbing.console import command_line
 
 
 def one_line_warnings(message, category, filename, lineno, line=None):
@@ -27,7 +27,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args, model_cls, dataset_cls = parse_args(argv)
     warnings.formatwarning = one_line_warnings
-    from utils.signals import StopSignals
+    from utils.plumbing.signals import StopSignals
 
     with StopSignals() as signals:
         return run(args, argv, model_cls, dataset_cls, signals)
@@ -36,11 +36,11 @@ def main(argv=None):
 def run(args, argv, model_cls, dataset_cls, signals):
     from backbone.heads import HeadError
     from datasets.base import DataError
-    from utils.checkpoint import CheckpointError
-    from utils.run import load_resume_state, recorded_line, start_clean, train_to_record, write_record
-    from utils.run_identity import new_run_id, utc_now
-    from utils.signals import Interrupted
-    from utils.training import NumericsError
+    from utils.core.training import NumericsError
+    from utils.plumbing.checkpoint import CheckpointError
+    from utils.plumbing.identity import new_run_id, utc_now
+    from utils.plumbing.run import load_resume_state, recorded_line, start_clean, train_to_record, write_record
+    from utils.plumbing.signals import Interrupted
 
     start_clean(args)
     identity = {"run_id": new_run_id(), "started_at": utc_now()}
@@ -115,12 +115,12 @@ def report_interruption(stop, args, argv):
     command = [a for a in argv if a != "--resume"]
     if "--checkpoint_dir" not in command:
         command += ["--checkpoint_dir", directory]
-    print(f"{PROG}: interrupted; checkpoint written to {stop.path}; resume with: python {PROG} "
-          f"{shlex.join(command + ['--resume'])}", file=sys.stderr)
+    print(f"{PROG}: interrupted; checkpoint written to {stop.path}; resume with: "
+          f"{command_line(command + ['--resume'])}", file=sys.stderr)
     return stop.status
 
 
 if __name__ == "__main__":
-    from utils.console import run_command
+    from utils.plumbing.console import run_command
 
     sys.exit(run_command(main, PROG))

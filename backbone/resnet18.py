@@ -5,7 +5,7 @@ initialisation of every layer (neither sets its own), and the features averaged 
 import torch.nn.functional as F
 from torch import nn
 
-from utils.validators import positive_int
+from utils.plumbing.parser import positive_int
 
 
 def add_width_arg(parser):

@@ -1,5 +1,5 @@
 """Dataset registry: every module in this folder is imported on first use."""
-from utils.registry import Registry
+from utils.plumbing.registry import Registry
 
 DATASETS = Registry("dataset", "datasets")
 register_dataset = DATASETS.register

@@ -5,7 +5,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from utils.tasks import class_order, relabel, task_of
+from utils.core.tasks import class_order, relabel, task_of
 
 
 class DataError(Exception):
@@ -27,7 +27,7 @@ class ContinualDataset:
     """Subclasses set the class attributes and implement load_splits() and get_backbone().
 
     Task t holds labels [t·N_CLASSES_PER_TASK, (t+1)·N_CLASSES_PER_TASK) of the run's class order
-    (utils/tasks.py): the classes as numbered with --class_order fixed, a per-seed permutation with seed.
+    (utils/core/tasks.py): the classes as numbered with --class_order fixed, a per-seed permutation with seed.
     N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is multiplied by --lr_gamma,
     restarting at every task) are the published defaults used when the flags are not given. CONVOLUTIONAL: the
     backbone is a CNN (channels_last is then the default in fp32).

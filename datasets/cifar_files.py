@@ -8,7 +8,7 @@ from torchvision.datasets.utils import check_integrity
 
 from datasets import downloads
 from datasets.base import DataError, warn_data
-from utils.safe_pickle import load_pickle
+from utils.plumbing.files import load_pickle
 
 
 def ensure_release(root, release):

@@ -5,7 +5,7 @@ from urllib.error import URLError
 from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.base import DataError
-from utils.paths import nearest_existing
+from utils.plumbing.files import nearest_existing
 
 
 def remove_created_dirs(path, existed_before):

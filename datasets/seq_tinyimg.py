@@ -12,7 +12,7 @@ from datasets import register_dataset
 from datasets.augmentations import PaddedRandomCrop
 from datasets.base import ContinualDataset, DataError, Splits, warn_data
 from datasets.downloads import download_or_fail
-from utils.atomic import write_atomically
+from utils.plumbing.files import write_atomically
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 ZIP_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"

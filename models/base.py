@@ -5,13 +5,13 @@ from torch import nn
 
 from backbone.heads import with_head
 from backbone.precision import PrecisionWrapper
-from utils.buffer import Buffer
-from utils.calibrations import CALIBRATIONS
-from utils.diagnostics import Diagnostics
-from utils.finite_watch import FiniteWatch
-from utils.label_counts import LabelCounts
-from utils.masks.base import mask_from_args
-from utils.masks.functional import BUFFER_SCOPES, SCOPES, Position, label_kept, masked_cross_entropy, masked_logits
+from utils.core.buffer import Buffer
+from utils.core.calibrations import CALIBRATIONS
+from utils.core.diagnostics import Diagnostics
+from utils.core.label_counts import LabelCounts
+from utils.core.masks.base import mask_from_args
+from utils.core.masks.functional import BUFFER_SCOPES, SCOPES, Position, label_kept, masked_cross_entropy, masked_logits
+from utils.speed.finite_watch import FiniteWatch
 
 
 class NonFiniteLoss(Exception):

@@ -2,7 +2,7 @@ import torch.nn.functional as F
 
 from models import register_model
 from models.base import ContinualModel
-from utils.validators import non_negative_float
+from utils.plumbing.parser import non_negative_float
 
 
 @register_model("derpp")

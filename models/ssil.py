@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from models import register_model
 from models.base import ContinualModel
-from utils.buffer import new_entries
-from utils.validators import positive_float
+from utils.core.buffer import new_entries
+from utils.plumbing.parser import positive_float
 
 
 @register_model("ssil")

@@ -21,9 +21,9 @@ from torch import nn
 from models import register_model
 from models.base import ContinualModel
 from models.xder_losses import similarity_preserving_loss, supcon_loss
-from utils.buffer import new_entries
-from utils.tasks import task_of
-from utils.validators import non_negative_float, positive_float, positive_int
+from utils.core.buffer import new_entries
+from utils.core.tasks import task_of
+from utils.plumbing.parser import non_negative_float, positive_float, positive_int
 
 
 def update_future_logits(old, new, labels, start, end, gamma, bounded=False):
@@ -81,7 +81,7 @@ class XDer(ContinualModel):
     future heads and hinge constraints; class-balanced buffer filled at task ends.
 
     Defaults: Mammoth's argparse defaults (see the module docstring); `--config best` adds the
-    per-buffer values (utils/best_configs.json)."""
+    per-buffer values (utils/reference/best_configs.json)."""
     NEEDS_BUFFER = True
     BUFFER_CE = True
     DEFAULT_MASK = "ninf"

@@ -84,7 +84,7 @@ def counts_at_a_step(labels, n_classes, distribution=None, window=1):
     step's labels counted."""
     import torch
 
-    from utils.label_counts import LabelCounts
+    from utils.core.label_counts import LabelCounts
 
     counts = LabelCounts(torch.zeros(n_classes))
     counts.keep_recent(window)
@@ -96,6 +96,6 @@ def counts_at_a_step(labels, n_classes, distribution=None, window=1):
 
 def mask_at_a_step(name, value, labels, n_classes):
     """The mask as a model holds it during a step (counts_at_a_step)."""
-    from utils.masks.base import build_mask
+    from utils.core.masks.base import build_mask
 
     return build_mask(name, value, counts=counts_at_a_step(labels, n_classes))

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from utils.buffer import Buffer, BufferSample, balanced_subset, new_entries, rank_within_class, reservoir_slots
+from utils.core.buffer import Buffer, BufferSample, balanced_subset, new_entries, rank_within_class, reservoir_slots
 
 
 def fill(capacity, stream, batch):

@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import ROOT
 from tests.helpers import Exploit, read_records, run_cli
-from utils.checkpoint import CheckpointError, check_same_run, checkpoint_paths, load_latest, save_checkpoint
+from utils.plumbing.checkpoint import CheckpointError, check_same_run, checkpoint_paths, load_latest, save_checkpoint
 
 RUN = ["--model", "derpp", "--mask", "balanced", "--buffer_size", "40", "--n_epochs", "25", "--seed", "5",
        "--quiet"]

@@ -11,7 +11,7 @@ from PIL import Image
 from datasets import DATASETS
 from datasets.base import DataError, DataWarning
 from tests.helpers import all_finite, run_main
-from utils.lr_schedule import task_scheduler
+from utils.core.training import task_scheduler
 
 
 def write_cifar100(root, n_train=200, n_test=100):

@@ -144,7 +144,7 @@ def help_of(capsys, *argv):
 
 def test_bare_help_describes_every_model_and_mask(capsys):
     from models import MODELS
-    from utils.masks import MASKS
+    from utils.core.masks import MASKS
     out = help_of(capsys)
     for registry in (MODELS, MASKS):
         for name in registry.names():
@@ -170,8 +170,8 @@ def test_mask_help_works_as_the_epilog_promises(capsys):
 def test_readme_flags_table_lists_every_flag_help_shows():
     from datasets import DATASETS
     from models import MODELS
-    from utils.cli import build_parser
-    from utils.masks import MASKS
+    from utils.core.masks import MASKS
+    from utils.plumbing.cli import build_parser
     with open(f"{ROOT}/README.md", encoding="utf-8") as f:
         readme = f.read()
     table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
@@ -191,7 +191,7 @@ def test_readme_flags_table_defaults_are_the_parsers():
     """A number or `literal` in the README's default column is the default --help shows."""
     import re
 
-    from utils.cli import build_parser
+    from utils.plumbing.cli import build_parser
     with open(f"{ROOT}/README.md", encoding="utf-8") as f:
         readme = f.read()
     table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
@@ -206,8 +206,8 @@ def test_readme_flags_table_defaults_are_the_parsers():
 
 
 def test_the_parser_as_a_library_raises_a_typed_error(capsys):
-    from utils.cli import parse_args
-    from utils.parser import FlagError
+    from utils.plumbing.cli import parse_args
+    from utils.plumbing.parser import FlagError
     with pytest.raises(FlagError, match="argument --alpha: not a flag of model er"):
         parse_args(["--model", "er", "--alpha", "0.3", "--buffer_size", "20"], raise_errors=True)
     with pytest.raises(FlagError, match="--mask_value"):

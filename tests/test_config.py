@@ -9,8 +9,8 @@ import pytest
 import main
 from tests.helpers import read_records, run_main
 from tests.test_datasets import write_cifar10
-from utils.config import CONFIG_FILE, ConfigError, config_source, published_entry
-from utils.run_identity import run_key_hash
+from utils.plumbing.identity import run_key_hash
+from utils.reference.configs import CONFIG_FILE, ConfigError, config_source, published_entry
 from utils.study.groups import group_key
 from utils.sweep import finished_keys
 
@@ -100,7 +100,7 @@ def test_the_source_is_beside_the_run_and_rewording_it_keeps_the_key(tmp_path, m
     table["_sources"]["der2020"] = "Buzzega et al. (2020), reworded"
     reworded = tmp_path / "best_configs.json"
     reworded.write_text(json.dumps(table))
-    monkeypatch.setattr("utils.config.CONFIG_FILE", str(reworded))
+    monkeypatch.setattr("utils.reference.configs.CONFIG_FILE", str(reworded))
     args = parse(*flags)
     assert run_key_hash(args) == before and "config_source" not in vars(args)
     assert config_source(args) == "Buzzega et al. (2020), reworded"

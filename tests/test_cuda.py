@@ -13,9 +13,9 @@ import torch
 from models import MODELS
 from tests.helpers import all_finite, interrupt_then_resume, read_records, run_main
 from tests.test_datasets import write_cifar10
-from utils.buffer import Buffer
-from utils.masks import MASKS
-from utils.training import Trainer
+from utils.core.buffer import Buffer
+from utils.core.masks import MASKS
+from utils.core.training import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device here: tools/gpu_check.sh runs these where a GPU is")

@@ -10,10 +10,10 @@ import torch
 import main
 from models import MODELS
 from tests.helpers import build_model, run_main
-from utils.calibrations import CALIBRATIONS
-from utils.label_counts import LabelCounts
-from utils.masks.base import build_mask
-from utils.masks.functional import BUFFER_SCOPES, Position, masked_cross_entropy
+from utils.core.calibrations import CALIBRATIONS
+from utils.core.label_counts import LabelCounts
+from utils.core.masks.base import build_mask
+from utils.core.masks.functional import BUFFER_SCOPES, Position, masked_cross_entropy
 
 # 3 tasks × 2 classes; the current task is task 1 (classes 2, 3); new = classes 2..5
 LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""utils/diagnostics.py and utils/confusion.py: per-step gradient and probability diagnostics of the
+"""utils/core/diagnostics.py and utils/core/metrics.py: per-step gradient and probability diagnostics of the
 model's own stream loss against hand computation for every mask,
 the task-confusion matrix and recency bias, TensorBoard events read back (also across a resume)."""
 import os
@@ -11,9 +11,9 @@ import torch
 import main
 from models.base import ContinualModel
 from tests.helpers import counts_at_a_step, interrupt_then_resume, run_main
-from utils.confusion import old_new_accuracy, recency_bias, task_confusion
-from utils.diagnostics import Diagnostics
-from utils.masks.base import build_mask
+from utils.core.diagnostics import Diagnostics
+from utils.core.masks.base import build_mask
+from utils.core.metrics import old_new_accuracy, recency_bias, task_confusion
 
 # 3 tasks × 2 classes; the current task is task 1 (classes 2, 3)
 LOGITS = torch.tensor([[1.0, -0.5, 2.0, 0.3, 0.7, -1.2], [0.2, 1.4, -0.3, 1.1, -0.8, 0.5]], dtype=torch.float64)

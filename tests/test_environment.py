@@ -1,17 +1,17 @@
-"""utils/environment.py and the device flags: bf16 refused on a CPU without native bf16 (capability faked
+"""utils/plumbing/environment.py and the device flags: bf16 refused on a CPU without native bf16 (capability faked
 both ways, and checked against the CPU's flags), FWT and future rows exactly with --eval_future,
 channels_last by default where it pays, the environment fields of a results line."""
 import pytest
 
 import main
-import utils.environment
+import utils.speed.device
 from tests.helpers import run_main
-from utils.cli import parse_args
+from utils.plumbing.cli import parse_args
 
 
 @pytest.mark.parametrize("native", [False, True])
 def test_amp_on_the_cpu_follows_the_native_bf16_capability(monkeypatch, capsys, native):
-    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(utils.speed.device, "cpu_has_native_bf16", lambda: native)
     argv = ["--model", "sgd", "--amp", "--device", "cpu"]
     if native:
         args, _, _ = parse_args(argv)
@@ -32,7 +32,7 @@ def test_capability_agrees_with_the_cpu_flags():
     except (OSError, StopIteration):
         pytest.skip("no x86 CPU flags in /proc/cpuinfo")
     native = "avx512_bf16" in flags or "amx_bf16" in flags
-    assert utils.environment.cpu_has_native_bf16() == native
+    assert utils.speed.device.cpu_has_native_bf16() == native
 
 
 def test_future_rows_and_fwt_exactly_with_eval_future(tmp_path):

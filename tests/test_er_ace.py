@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import torch
 
 from models.er_ace import ErAce
-from utils.label_counts import LabelCounts
-from utils.masks.functional import SCOPES
+from utils.core.label_counts import LabelCounts
+from utils.core.masks.functional import SCOPES
 
 
 def keep_after(model, labels):

@@ -15,7 +15,7 @@ def example_files():
 
 def test_extending_examples_run_when_dropped_in(tmp_path):
     files = example_files()
-    assert set(files) == {"models/er_separate.py", "datasets/seq_digits_halves.py", "utils/masks/offset.py"}
+    assert set(files) == {"models/er_separate.py", "datasets/seq_digits_halves.py", "utils/core/masks/offset.py"}
     repo = tmp_path / "repo"
     ignored = shutil.ignore_patterns(".git", "__pycache__", "results", "data", ".pytest_cache", ".venv", ".carry",
                                      ".whl")

@@ -18,9 +18,9 @@ from datasets.augmentations import ColorJiggleInOrder
 from models import MODELS
 from tests.helpers import run_main
 from tests.test_datasets import write_cifar10
-from utils.buffer import Buffer
-from utils.masks import MASKS
-from utils.training import Trainer
+from utils.core.buffer import Buffer
+from utils.core.masks import MASKS
+from utils.core.training import Trainer
 
 SYNCING = {"item", "__bool__", "__int__", "__float__", "__index__", "__format__", "__repr__", "tolist", "cpu",
            "numpy", "nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount"}

@@ -5,9 +5,9 @@ import pytest
 
 from tests.helpers import run_main
 from tests.test_datasets import write_cifar10
-from utils.cli import parse_args
-from utils.levers import eager_candidates
-from utils.run_identity import flags_key, run_key
+from utils.plumbing.cli import parse_args
+from utils.plumbing.identity import flags_key, run_key
+from utils.speed.levers import eager_candidates
 
 TINY_CIFAR = ["--dataset", "seq-cifar10", "--nf", "16", "--n_epochs", "1", "--batch_size", "8", "--threads", "1"]
 
@@ -26,13 +26,13 @@ def test_the_auto_choice_gives_the_run_of_the_chosen_levers_by_hand(tmp_path, ca
 
 
 def test_bf16_is_a_candidate_only_when_allowed_and_native(monkeypatch):
-    import utils.environment
+    import utils.speed.device
 
     args, _, dataset_cls = parse_args(["--model", "der", "--buffer_size", "10", "--dataset", "seq-cifar10",
                                        "--levers", "auto-bf16", "--device", "cpu"])
-    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(utils.speed.device, "cpu_has_native_bf16", lambda: False)
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl"}
-    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(utils.speed.device, "cpu_has_native_bf16", lambda: True)
     assert set(eager_candidates(args, dataset_cls)) == {"fp32", "cl", "bf16", "bf16+cl"}
     assert set(eager_candidates(args.replaced(levers="auto"), dataset_cls)) == {"fp32", "cl"}
     mlp, _, mlp_cls = parse_args(["--model", "der", "--buffer_size", "10", "--levers", "auto"])
@@ -58,28 +58,28 @@ def test_old_results_keep_their_keys_and_auto_keys_leave_out_the_chosen_levers()
 
 def fake_trials(monkeypatch, timings):
     """time_steps replaced by fixed (median s, other s) per lever name; an exception is raised as given."""
-    import utils.levers
+    import utils.speed.levers
 
     def fake(args, lever, model_cls, dataset):
-        outcome = timings[utils.levers.lever_name(lever)]
+        outcome = timings[utils.speed.levers.lever_name(lever)]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-    monkeypatch.setattr(utils.levers, "time_steps", fake)
+    monkeypatch.setattr(utils.speed.levers, "time_steps", fake)
 
 
 @pytest.mark.parametrize("compiled,expected", [((0.010, 20.0), "compile+cl"), ((0.010, 400.0), "cl"),
                                                (RuntimeError("no C++ compiler"), "cl")])
 def test_compile_is_taken_only_where_its_saving_over_the_run_beats_its_cost(monkeypatch, compiled, expected):
-    import utils.levers
+    import utils.speed.levers
 
     args, model_cls, dataset_cls = parse_args(["--model", "der", "--buffer_size", "10", "--dataset", "seq-cifar10",
                                                "--levers", "auto", "--device", "cpu", "--n_epochs", "50"])
     dataset = dataset_cls(args)
-    monkeypatch.setattr(utils.levers, "run_steps", lambda *a: 20_000)  # × 0.02 s = 400 s of steps
-    monkeypatch.setattr(utils.levers, "COMPILE_AFTER_S", 100)
+    monkeypatch.setattr(utils.speed.levers, "run_steps", lambda *a: 20_000)  # × 0.02 s = 400 s of steps
+    monkeypatch.setattr(utils.speed.levers, "COMPILE_AFTER_S", 100)
     fake_trials(monkeypatch, {"fp32": (0.030, 1.0), "cl": (0.020, 1.0), "compile+cl": compiled})
-    chosen, levers = utils.levers.choose_levers(args, model_cls, dataset)
+    chosen, levers = utils.speed.levers.choose_levers(args, model_cls, dataset)
     assert levers["choice"] == expected and ("compile_error" in levers) == isinstance(compiled, Exception)
     assert chosen["compile"] == (expected == "compile+cl") and chosen["channels_last"]
     assert not args.compile  # the flags stay as parsed: the run trains with a copy
@@ -88,7 +88,7 @@ def test_compile_is_taken_only_where_its_saving_over_the_run_beats_its_cost(monk
 def test_a_run_under_joint_counts_the_seen_tasks_steps():
     from types import SimpleNamespace
 
-    from utils.levers import run_steps
+    from utils.speed.levers import run_steps
     dataset = SimpleNamespace(splits=SimpleNamespace(train_labels=range(1000)), N_TASKS=5)
     args = SimpleNamespace(n_epochs=2, batch_size=100)
     assert run_steps(args, SimpleNamespace(TRAINS_ON_SEEN_TASKS=False), dataset) == 2 * 5 * 2
@@ -98,11 +98,11 @@ def test_a_run_under_joint_counts_the_seen_tasks_steps():
 def test_a_checkpoints_levers_that_this_device_cannot_run_are_dropped(monkeypatch):
     from types import SimpleNamespace
 
-    import utils.environment
-    import utils.levers
-    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: False)
+    import utils.speed.device
+    import utils.speed.levers
+    monkeypatch.setattr(utils.speed.device, "cpu_has_native_bf16", lambda: False)
     args = SimpleNamespace(device="cpu", amp="bf16", channels_last=True, compile=False, nf=8)
-    assert utils.levers.usable_here(args) == ({"amp": None, "channels_last": False, "compile": False},
+    assert utils.speed.levers.usable_here(args) == ({"amp": None, "channels_last": False, "compile": False},
                                               ["amp", "channels_last"])
     wide = SimpleNamespace(device="cpu", amp=None, channels_last=True, compile=False, nf=20)
-    assert utils.levers.usable_here(wide) == ({"amp": None, "channels_last": True, "compile": False}, [])
+    assert utils.speed.levers.usable_here(wide) == ({"amp": None, "channels_last": True, "compile": False}, [])

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers import counts_at_a_step, mask_at_a_step
-from utils.label_counts import LabelCounts
-from utils.masks import MASKS, scope_names
-from utils.masks.base import build_mask
-from utils.masks.functional import BUFFER_SCOPES, SCOPES, Position, masked_cross_entropy
+from utils.core.label_counts import LabelCounts
+from utils.core.masks import MASKS, scope_names
+from utils.core.masks.base import build_mask
+from utils.core.masks.functional import BUFFER_SCOPES, SCOPES, Position, masked_cross_entropy
 
 LOGITS = torch.tensor([[2.0, -1.0, 0.5, 3.0], [0.3, 1.5, -2.0, 0.0]], dtype=torch.float64)
 LABELS = torch.tensor([0, 1])

@@ -1,7 +1,7 @@
 """Metrics against hand-computed values."""
 import pytest
 
-from utils.metrics import (
+from utils.core.metrics import (
     backward_transfer,
     final_average,
     forgetting,

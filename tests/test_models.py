@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from datasets.base import Splits
-from utils.cli import parse_args
-from utils.evaluation import evaluate
-from utils.registry import Registry
-from utils.training import training_indices
+from utils.core.evaluation import evaluate
+from utils.core.training import training_indices
+from utils.plumbing.cli import parse_args
+from utils.plumbing.registry import Registry
 
 LR, N_CLASSES = 0.1, 10
 generator = torch.Generator().manual_seed(0)

@@ -21,10 +21,10 @@ from tests.test_models import (
     own_task_only,
     reference_step,
 )
-from utils.cli import parse_args
-from utils.config import config_source
-from utils.masks.base import build_mask
-from utils.masks.functional import SCOPES, Position, label_kept, masked_logits
+from utils.core.masks.base import build_mask
+from utils.core.masks.functional import SCOPES, Position, label_kept, masked_logits
+from utils.plumbing.cli import parse_args
+from utils.reference.configs import config_source
 
 
 def fork_rule(logits, labels, classes_per_task):

@@ -3,8 +3,8 @@ docs/reference-results.md shows the table rendered from the file."""
 import os
 
 from tests.conftest import ROOT
-from utils.config import published_entry
 from utils.published import load_published, reference_table
+from utils.reference.configs import published_entry
 
 
 def test_every_entry_resolves_to_a_published_configuration():

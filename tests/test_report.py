@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from utils import report
-from utils.results_file import append_line, read_lines
+from utils.plumbing.results_file import append_line, read_lines
 from utils.study.tables import latex_escape
 
 FINALS = {("der", "none", None): [40.0, 44.0, 48.0], ("der", "general", -3.0): [50.0, 53.0, 59.0],

@@ -1,6 +1,6 @@
-"""utils/run.py and main.py: results never lost or written twice, checkpoints of distinct runs never shared, resume of
-finished and not-yet-started runs, read-only data, resume position and early signals, exact accuracies,
-run identity in the results line."""
+"""utils/plumbing/run.py and main.py: results never lost or written twice, checkpoints of distinct runs never
+shared, resume of finished and not-yet-started runs, read-only data, resume position and early signals, exact
+accuracies, run identity in the results line."""
 import json
 import os
 import re
@@ -15,11 +15,11 @@ import main
 from datasets.base import ContinualDataset
 from tests.conftest import ROOT
 from tests.helpers import interrupt_then_resume, read_records, run_main
-from utils.checkpoint import checkpoint_paths
-from utils.cli import parse_args
-from utils.metrics import accuracy
-from utils.results_file import ResultsPathError, check_results_path
-from utils.run_identity import default_checkpoint_dir
+from utils.core.metrics import accuracy
+from utils.plumbing.checkpoint import checkpoint_paths
+from utils.plumbing.cli import parse_args
+from utils.plumbing.identity import default_checkpoint_dir
+from utils.plumbing.results_file import ResultsPathError, check_results_path
 
 SHORT = ["--model", "er", "--buffer_size", "10", "--n_epochs", "1", "--quiet"]
 
@@ -61,16 +61,16 @@ def test_probing_the_results_path_leaves_nothing_behind(tmp_path):
 
 
 def test_disk_failing_at_the_end_keeps_the_record(tmp_path, monkeypatch, capsys):
-    import utils.training
+    import utils.core.training
     results = tmp_path / "results"
-    real_run = utils.training.Trainer.run
+    real_run = utils.core.training.Trainer.run
 
     def run_then_break_the_disk(self, resume_state=None):
         outcome = real_run(self, resume_state)
         shutil.rmtree(results, ignore_errors=True)
         results.write_text("the folder became a file")
         return outcome
-    monkeypatch.setattr(utils.training.Trainer, "run", run_then_break_the_disk)
+    monkeypatch.setattr(utils.core.training.Trainer, "run", run_then_break_the_disk)
     status = main.main(SHORT + ["--results_path", str(results), "--checkpoint_dir", str(tmp_path / "ckpt")])
     out, err = capsys.readouterr()
     assert status == 1 and "final_avg" in out and "Traceback" not in err
@@ -232,7 +232,7 @@ def test_git_field_is_dirty_with_an_untracked_model_file(tmp_path):
     cloned = subprocess.run(["git", "clone", "-q", ROOT, str(clone)], capture_output=True, text=True)
     if cloned.returncode != 0:
         pytest.skip(f"not a git checkout: {cloned.stderr.strip()}")
-    code = "from utils.environment import git_revision; print(git_revision())"
+    code = "from utils.plumbing.environment import git_revision; print(git_revision())"
 
     def revision():
         return subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True).stdout.strip()
@@ -244,11 +244,11 @@ def test_git_field_is_dirty_with_an_untracked_model_file(tmp_path):
 def test_a_result_no_disk_takes_is_printed_not_lost(tmp_path, capsys, monkeypatch):
     import json
 
-    import utils.run
+    import utils.plumbing.run
 
     def refuse(args, record, identity):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(utils.run, "write_record", refuse)
+    monkeypatch.setattr(utils.plumbing.run, "write_record", refuse)
     assert main.main(SHORT + ["--results_path", str(tmp_path / "results")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert json.loads(err[0])["model"] == SHORT[SHORT.index("--model") + 1]
@@ -260,8 +260,8 @@ def test_a_result_no_disk_takes_is_printed_not_lost(tmp_path, capsys, monkeypatc
                                    ["--model", "xder", "--buffer_size", "20", "--calibration", "bic"]])
 def test_no_module_writes_a_runs_flags_after_parsing(tmp_path, flags):
     """parse_args resolves every flag and freezes them; the levers --levers auto measures go into a copy."""
-    from utils.run import train_to_record
-    from utils.signals import StopSignals
+    from utils.plumbing.run import train_to_record
+    from utils.plumbing.signals import StopSignals
 
     args, model_cls, dataset_cls = parse_args(flags + ["--n_epochs", "1", "--quiet", "--data_path",
                                                        str(tmp_path), "--results_path", str(tmp_path)])

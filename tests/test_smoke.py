@@ -3,8 +3,8 @@ import pytest
 
 from models import MODELS
 from tests.helpers import all_finite, run_main
-from utils.masks import MASKS
-from utils.record import RECORD_FIELDS
+from utils.core.masks import MASKS
+from utils.plumbing.record import RECORD_FIELDS
 
 REPLAY = {name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER}
 

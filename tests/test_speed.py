@@ -9,8 +9,8 @@ from backbone.precision import PrecisionWrapper
 from backbone.resnet18 import ResNet18
 from tests.conftest import ROOT
 from tests.helpers import all_finite, mask_at_a_step, run_main
-from utils.masks import MASKS
-from utils.masks.functional import SCOPES, Position, masked_cross_entropy
+from utils.core.masks import MASKS
+from utils.core.masks.functional import SCOPES, Position, masked_cross_entropy
 
 
 @pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])

@@ -1,9 +1,15 @@
-"""utils/stability.py on hand-made curves against hand-computed values: a dip that recovers, one that
+"""utils/core/stability.py on hand-made curves against hand-computed values: a dip that recovers, one that
 never does, a single task."""
 import pytest
 import torch
 
-from utils.stability import anytime_accuracy, min_accuracies, stability_gaps, summarize_stability, worst_case_accuracy
+from utils.core.stability import (
+    anytime_accuracy,
+    min_accuracies,
+    stability_gaps,
+    summarize_stability,
+    worst_case_accuracy,
+)
 
 
 def point(step, task, epoch, *accuracies):
@@ -45,7 +51,7 @@ def test_one_task_has_no_old_task_and_no_gap():
 
 def test_the_subset_is_class_balanced_fixed_and_drawn_from_the_seed():
     from tests.helpers import build_model
-    from utils.evaluation import evaluation_subsets
+    from utils.core.evaluation import evaluation_subsets
     _, dataset = build_model("--model", "sgd")
     first, again, other = (evaluation_subsets(dataset, 20, seed) for seed in (3, 3, 4))
     labels = dataset.splits.test_labels
@@ -60,7 +66,7 @@ def test_the_subset_is_class_balanced_fixed_and_drawn_from_the_seed():
 def test_eval_every_leaves_training_untouched_and_resumes_continuously(tmp_path, monkeypatch):
     from models.der import Der
     from tests.helpers import interrupt_then_resume, read_records, run_main
-    from utils.checkpoint import load_latest
+    from utils.plumbing.checkpoint import load_latest
     flags = ["--model", "der", "--mask", "general", "--buffer_size", "20", "--quiet"]
     plain = run_main(tmp_path / "plain", *flags, "--checkpoint_dir", str(tmp_path / "ckpt-plain"))
     curved = run_main(tmp_path / "curved", *flags, "--eval_every", "5", "--checkpoint_dir", str(tmp_path / "ckpt"))

@@ -17,7 +17,7 @@ import main
 from tests.conftest import ROOT
 from tests.helpers import read_records, run_cli
 from utils import sweep
-from utils.record import SWEEP_FIELDS
+from utils.plumbing.record import SWEEP_FIELDS
 from utils.study.grid import GridError, block_runs, expand, load_grid_file, parse_inline
 
 DIGITS = ["--n_epochs", "1", "--buffer_size", "20"]

@@ -1,4 +1,4 @@
-"""utils/tasks.py: the task of a class, and the class order (--class_order fixed | seed)."""
+"""utils/core/tasks.py: the task of a class, and the class order (--class_order fixed | seed)."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,7 +6,7 @@ import torch
 
 from datasets import DATASETS
 from tests.helpers import run_main
-from utils.tasks import class_order, relabel, task_of, task_of_classes
+from utils.core.tasks import class_order, relabel, task_of, task_of_classes
 
 
 def test_task_of_a_label_and_of_every_class():

@@ -19,9 +19,16 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
-from utils.cli import CHANNELS_LAST_MIN_WIDTH, amp_refusal, channels_last_crashes, parse_args
-from utils.device import resolve_device, synchronize
-from utils.environment import cpu_has_native_bf16, cpu_name
+from utils.plumbing.cli import parse_args
+from utils.plumbing.environment import cpu_name
+from utils.speed.device import (
+    CHANNELS_LAST_MIN_WIDTH,
+    amp_refusal,
+    channels_last_crashes,
+    cpu_has_native_bf16,
+    resolve_device,
+    synchronize,
+)
 
 BATCH = 32
 LEVERS = {"fp32": ["--no-channels_last"], "cl": ["--channels_last"], "compile": ["--compile", "--no-channels_last"],

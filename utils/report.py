@@ -5,9 +5,9 @@ import argparse
 import os
 import sys
 
-from utils.console import count
-from utils.parser import ArgumentParser, did_you_mean
-from utils.paths import folder_problem
+from utils.plumbing.console import count
+from utils.plumbing.files import folder_problem
+from utils.plumbing.parser import ArgumentParser, did_you_mean
 
 PROG = "python -m utils.report"
 STD_NOTE = "mean ± sample standard deviation (n−1) over seeds; n runs per group"
@@ -78,7 +78,7 @@ def say(message):
 
 def read_runs(parser, options):
     """Each run key's record once, after naming unreadable lines and dropped duplicates."""
-    from utils.results_file import describe_bad_lines, read_lines
+    from utils.plumbing.results_file import describe_bad_lines, read_lines
     from utils.study.runs import describe_repeats, describe_run, unique_runs, where
 
     lines, bad = read_lines(options.results)
@@ -175,6 +175,6 @@ def write_plots(parser, groups, directory):
 
 
 if __name__ == "__main__":
-    from utils.console import run_command
+    from utils.plumbing.console import run_command
 
     sys.exit(run_command(main, PROG, on_interrupt="nothing more was written"))

@@ -13,10 +13,9 @@ import time
 
 from tqdm import tqdm
 
-from utils.console import announced_interrupt, count
-from utils.parser import ArgumentParser
+from utils.plumbing.console import announced_interrupt, command_line, count
+from utils.plumbing.parser import ArgumentParser, positive_int
 from utils.study.grid import GridError, block_runs, check_flag_places, load_grid_file, parse_inline
-from utils.validators import positive_int
 
 PROG = "python -m utils.sweep"
 NOT_IN_A_SWEEP = {"rerun": "a sweep runs each key once (a second line would be a duplicate)",
@@ -55,7 +54,7 @@ def grid_runs(options, common, parser):
     """(name, [(block label, argv)]) of the grid, with the flags every run shares."""
     if bool(options.grid_file) == bool(options.grid):
         raise GridError("give a grid file or --grid KEY=V1,V2 ..., not both or neither")
-    from utils.cli import every_option
+    from utils.plumbing.cli import every_option
 
     options_of_runs = every_option()
     negatable = {option[5:] for option in options_of_runs if option.startswith("--no-")}
@@ -119,7 +118,7 @@ def validate(runs, results_path):
 
 def finished_keys(results_file):
     """Key hashes of every run already in the results file, after saying which lines could not be read."""
-    from utils.results_file import describe_bad_lines, keys_of, read_lines
+    from utils.plumbing.results_file import describe_bad_lines, keys_of, read_lines
 
     if not os.path.isfile(results_file):
         return set()
@@ -152,7 +151,7 @@ def main(argv=None):
         checked = validate(runs, options.results_path)
     except GridError as error:
         parser.error(str(error))
-    from utils.results_file import RESULTS_FILE
+    from utils.plumbing.results_file import RESULTS_FILE
 
     results_file = os.path.join(options.results_path, RESULTS_FILE)
     statuses = plan(checked, finished_keys(results_file))
@@ -169,7 +168,7 @@ def main(argv=None):
     if options.dry_run:
         print(summary)
         for (full, _), status in zip(checked, statuses):
-            print("python main.py " + " ".join(full) + ("" if status == TO_RUN else f"  # {status}"))
+            print(command_line(full) + ("" if status == TO_RUN else f"  # {status}"))
         return 0
     os.makedirs(options.results_path, exist_ok=True)
     open(results_file, "a", encoding="utf-8").close()  # exists before any worker probes the path
@@ -178,7 +177,7 @@ def main(argv=None):
 
 
 def run_sweep(options, name, todo, driver_hash, results_file):
-    from utils.results_file import append_line
+    from utils.plumbing.results_file import append_line
 
     failures, retried, written = [], [], []
     bar = tqdm(total=len(todo), desc=f"sweep {name}", unit="run", dynamic_ncols=True)
@@ -203,7 +202,7 @@ def run_sweep(options, name, todo, driver_hash, results_file):
 
     def on_retry(run_argv, attempt, error):
         retried.append(run_argv)
-        bar.write(f"retrying (attempt {attempt}) after {error}: python main.py {' '.join(run_argv)}", file=sys.stderr)
+        bar.write(f"retrying (attempt {attempt}) after {error}: {command_line(run_argv)}", file=sys.stderr)
     start = time.perf_counter()
     try:
         with announced_interrupt(f"{PROG}: stopping: ending the runs in progress (finished runs are on disk)"):
@@ -219,7 +218,7 @@ def run_sweep(options, name, todo, driver_hash, results_file):
     print(f"sweep {name}: {count(len(todo) - len(failures), 'run')} done, {len(failures)} failed{retries}, "
           f"{time.perf_counter() - start:.1f} s")
     for run_argv in dict.fromkeys(map(tuple, retried)):
-        print(f"retried after a lost worker or node: python main.py {' '.join(run_argv)}", file=sys.stderr)
+        print(f"retried after a lost worker or node: {command_line(run_argv)}", file=sys.stderr)
     for failure in failures:
         print(f"failed: {failure['command']}\n  {failure['error']}", file=sys.stderr)
     return 1 if failures else 0
@@ -253,6 +252,6 @@ def gpus_here():
 
 
 if __name__ == "__main__":
-    from utils.console import run_command
+    from utils.plumbing.console import run_command
 
     sys.exit(run_command(main, PROG, on_interrupt="no run was started"))

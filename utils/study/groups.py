@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from utils.metrics import nan_array
-from utils.run_identity import flags_key
+from utils.core.metrics import nan_array
+from utils.plumbing.identity import flags_key
 
 
 def final_recency_bias(record):
@@ -49,7 +49,7 @@ METRIC = dict(METRICS)
 
 
 def group_key(record, ignored=()):
-    """The run's key (utils.run_identity.flags_key) without seed and the `ignored` flags."""
+    """The run's key (utils.plumbing.identity.flags_key) without seed and the `ignored` flags."""
     key = {name: value for name, value in flags_key(record["args"]).items() if name != "seed" and name not in ignored}
     return tuple((name, json.dumps(value, sort_keys=True)) for name, value in key.items())
 

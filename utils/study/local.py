@@ -6,6 +6,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from utils.plumbing.console import command_line
 from utils.study.worker import init_worker, run_one
 
 TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
@@ -41,7 +42,7 @@ def run_local(runs, sweep_name, workers, threads, gpus, on_result):
                     try:
                         outcome = future.result()
                     except BrokenProcessPool as error:
-                        outcome = {"error": f"the worker process died ({error})", "command": " ".join(argv)}
+                        outcome = {"error": f"the worker process died ({error})", "command": command_line(argv)}
                     on_result(argv, outcome)
         except BaseException:
             for process in list(pool._processes.values()):  # runs in progress end now; finished ones are on disk

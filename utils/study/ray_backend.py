@@ -5,6 +5,7 @@ were retried, and a run is written only when its one returned result arrives."""
 import logging
 import os
 
+from utils.plumbing.console import command_line
 from utils.study.worker import run_one
 
 ATTEMPTS = 4  # as many as Ray's own default (1 + max_retries 3)
@@ -30,14 +31,14 @@ def run_ray(runs, sweep_name, address, threads, runs_per_gpu, on_result, on_retr
                 try:
                     outcome = ray.get(ref)
                 except RayTaskError as error:  # the run itself raised past run_one's own handling
-                    outcome = {"error": one_line(error), "command": "python main.py " + " ".join(argv)}
+                    outcome = {"error": one_line(error), "command": command_line(argv)}
                 except Exception as error:  # a lost worker or node: the run never returned
                     if attempt < ATTEMPTS:
                         on_retry(argv, attempt + 1, f"{type(error).__name__}")
                         pending[remote.remote(argv, sweep_name, threads)] = (argv, attempt + 1)
                         continue
                     outcome = {"error": f"lost {ATTEMPTS} times: {one_line(error)}",
-                               "command": "python main.py " + " ".join(argv)}
+                               "command": command_line(argv)}
                 on_result(argv, outcome)
     finally:
         for ref in pending:
@@ -49,7 +50,7 @@ def one_line(error):
 
 
 def run_task(argv, sweep_name, threads):
-    from utils.device import set_threads
+    from utils.speed.device import set_threads
 
     set_threads(threads)
     return run_one(argv, sweep_name)

@@ -1,12 +1,12 @@
 """The runs a report counts: each run key once. A run key is every resolved flag of a run but paths and
-display flags (utils.run_identity.flags_key), seed included; a line whose key an earlier line already
+display flags (utils.plumbing.identity.flags_key), seed included; a line whose key an earlier line already
 has is a duplicate. Duplicates with the same results are dropped (and named); lines of one key whose
 results disagree are conflicts, which the report refuses unless told to keep the earliest line."""
 import json
 from typing import NamedTuple
 
-from utils.results_file import Line
-from utils.run_identity import flags_key
+from utils.plumbing.identity import flags_key
+from utils.plumbing.results_file import Line
 
 RESULT_FIELDS = ("class_il", "task_il")  # a rerun of the same key must reproduce these exactly
 SHOWN = 5  # line references printed before "and N more"

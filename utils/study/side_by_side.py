@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 from tabulate import tabulate
 
-from utils.results_file import read_lines
+from utils.plumbing.results_file import read_lines
 from utils.study.groups import welch
 from utils.study.runs import unique_runs, where
 from utils.study.tables import cell

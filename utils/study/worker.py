@@ -1,13 +1,12 @@
 """One run of a sweep inside a reused worker process: parsed with main.py's parser, started from a
 clean state, trained exactly as `python main.py` would, and returned (never written) to the driver."""
-import shlex
 import traceback
 
 
 def parse_run(argv):
     """((args, model class, dataset class), None) or (None, the one-line error main.py would print)."""
-    from utils.cli import parse_args
-    from utils.parser import FlagError
+    from utils.plumbing.cli import parse_args
+    from utils.plumbing.parser import FlagError
 
     try:
         return parse_args(argv, raise_errors=True), None
@@ -17,7 +16,7 @@ def parse_run(argv):
 
 def key_of(argv):
     """The run's key (every resolved flag but paths) and its hash, as main.py records them."""
-    from utils.run_identity import key_hash, run_key
+    from utils.plumbing.identity import key_hash, run_key
 
     parsed, error = parse_run(argv)
     if error:
@@ -33,11 +32,12 @@ def pinned(argv, device):
 
 def run_one(argv, sweep_name, device=None):
     """{"record": results line} or {"error": last error line}; `device` pins a GPU (cuda:N)."""
-    from utils.run import start_clean, train_to_record
-    from utils.run_identity import new_run_id, run_key, utc_now
-    from utils.signals import StopSignals
+    from utils.plumbing.console import command_line
+    from utils.plumbing.identity import new_run_id, run_key, utc_now
+    from utils.plumbing.run import start_clean, train_to_record
+    from utils.plumbing.signals import StopSignals
 
-    command = "python main.py " + shlex.join(argv)
+    command = command_line(argv)
     try:
         parsed, error = parse_run(pinned(argv, device))
         if error:
@@ -59,6 +59,6 @@ def init_worker(threads):
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from utils.device import set_threads
+    from utils.speed.device import set_threads
 
     set_threads(threads)

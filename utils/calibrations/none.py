@@ -1,7 +1,0 @@
-from utils.calibrations import register_calibration
-from utils.calibrations.base import Calibration
-
-
-@register_calibration("none")
-class NoCalibration(Calibration):
-    """No correction: the evaluation reads the network's logits."""

@@ -1,0 +1,216 @@
+"""The loop: tasks → epochs → observe, then evaluation of the tasks seen so far (and of future
+ones and the untrained network with --eval_future, for FWT).
+
+The loop's state is its position (task, epoch, step, the epoch's order), its history (the rows so far) and the
+training clock (utils/core/loop_state.py), so a checkpoint written after any step continues exactly where the run
+stopped.
+"""
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.base import NonFiniteLoss
+from utils.core.evaluation import evaluate, evaluate_seen, evaluation_subsets
+from utils.core.loop_state import History, LoopPosition, Stopwatch, loop_state, restored
+from utils.core.metrics import old_new_accuracy, recency_bias, summarize, task_confusion
+from utils.core.stability import summarize_stability
+from utils.core.tasks import task_of
+from utils.plumbing.checkpoint import rng_states, save_checkpoint, set_rng_states
+from utils.plumbing.event_log import EventLog
+from utils.plumbing.identity import default_checkpoint_dir
+from utils.plumbing.record import json_safe
+from utils.plumbing.signals import Interrupted, StopSignals
+
+PROGRESS_EVERY = 20  # steps between two updates of the progress bar's loss and two non-finite checks
+
+
+class NumericsError(Exception):
+    """A non-finite loss or stream logits; the message says where and gives every loss term."""
+
+
+def training_indices(model, dataset, task):
+    if model.TRAINS_ON_SEEN_TASKS:
+        return torch.nonzero(task_of(dataset.splits.train_labels, dataset.N_CLASSES_PER_TASK) <= task).flatten()
+    return dataset.task_indices(task)
+
+
+class Trainer:
+    """`signals` is the StopSignals that main installed (a sweep worker's never receives one); `identity`
+    the run id and start time that checkpoints carry, so that every relaunch of a run reports the same ones."""
+
+    def __init__(self, model, dataset, args, signals, identity, log=print):
+        self.model, self.dataset, self.args, self.log = model, dataset, args, log
+        self.signals, self.identity = signals, identity
+        self.generator = torch.Generator().manual_seed(args.seed)
+        self.scheduler = None
+        self.position, self.history = LoopPosition(), History()
+        self.stopwatch = Stopwatch(model.device)
+        self.steps_run = 0
+
+    def checkpoint(self, directory):
+        """Write the state after the last finished step (training time counted up to now, the writing not)."""
+        with self.stopwatch.pause():
+            state = {"model": self.model.checkpoint_state(), "generator": self.generator.get_state(),
+                     "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                     "rng": rng_states(), **loop_state(self.position, self.history, self.stopwatch),
+                     "args": json_safe(vars(self.args)), "identity": self.identity}
+            return save_checkpoint(directory, state)
+
+    def restore(self, state):
+        self.model.load_checkpoint_state(state["model"])
+        self.generator.set_state(state["generator"])
+        set_rng_states(state["rng"])
+        self.position, self.history, trained = restored(state)
+        self.stopwatch = Stopwatch(self.model.device, trained)
+        if self.position.order is not None:
+            self.position.order = self.position.order.to(self.model.device)
+        return state["scheduler"]
+
+    def run(self, resume_state=None):
+        """Train task by task; returns the Class-IL and Task-IL summaries, the training time (s)
+        and the number of skipped steps."""
+        scheduler_state = None
+        if resume_state is None:
+            if self.args.eval_future:
+                self.history.baseline = evaluate(self.model, self.dataset, -1, future=True)[:2]
+        else:
+            scheduler_state = self.restore(resume_state)
+        self.stop_if_signalled()
+        self.subsets = evaluation_subsets(self.dataset, self.args.eval_subset, self.args.seed) \
+            if self.args.eval_every else None
+        self.model.train()
+        self.stopwatch.start()
+        self.events = EventLog(self.args, self.position.global_step + 1 if resume_state else None)
+        try:
+            while self.position.task < self.dataset.N_TASKS:
+                self.train_task(scheduler_state)
+                scheduler_state = None
+        finally:
+            self.events.close()
+        history, predictions = self.history, self.history.predictions
+        baseline_class_il, baseline_task_il = history.baseline or (None, None)
+        accuracies = [old_new_accuracy(p["correct"], p["totals"]) for p in predictions]
+        return {"class_il": summarize(history.class_rows, baseline_class_il),
+                "task_il": summarize(history.task_rows, baseline_task_il),
+                "train_time_s": self.stopwatch.read(), "skipped_steps": self.model.skipped_steps,
+                "recency_bias": [recency_bias(p["counts"]) for p in predictions],
+                "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
+                "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
+                "diagnostics": history.diagnostics, "online_accuracy": self.model.online_accuracy(),
+                "calibration_fit": self.model.calibration.summary(),
+                "eval_curve": history.curve or None,
+                **summarize_stability(history.curve, self.dataset.N_TASKS, history.class_rows[-1])}
+
+    def train_task(self, scheduler_state):
+        position, history, args, splits = self.position, self.history, self.args, self.dataset.splits
+        task, n_tasks = position.task, self.dataset.N_TASKS
+        indices = self.model.calibration.training_indices(training_indices(self.model, self.dataset, task),
+                                                          self.dataset, task, args.seed)
+        if position.task_started:
+            self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
+        else:
+            self.model.begin_task(task, splits.train_labels[indices])
+            self.scheduler = task_scheduler(self.model.opt, args)
+            position.task_started, position.epoch, position.step, position.order = True, 0, 0, None
+        n_batches = -(-len(indices) // args.batch_size)
+        bar = tqdm(total=args.n_epochs * n_batches, initial=position.epoch * n_batches + position.step,
+                   desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet, leave=False, dynamic_ncols=True)
+        while position.epoch < args.n_epochs:
+            if position.order is None:
+                position.order = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
+            batches = position.order.split(args.batch_size)
+            self.window_start = position.step
+            while position.step < len(batches):
+                self.train_step(batches[position.step], bar)
+            self.check_finite()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            position.epoch, position.step, position.order = position.epoch + 1, 0, None
+            if args.checkpoint_dir:
+                self.checkpoint(args.checkpoint_dir)
+        bar.close()
+        self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
+        self.model.calibrate(task)
+        self.curve_point()  # the last point before the switch to the next task
+        with self.stopwatch.pause():  # the evaluation is not training time, checkpoints or not
+            class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
+        history.class_rows.append(class_il)
+        history.task_rows.append(task_il)
+        history.predictions.append(predictions)
+        history.diagnostics.append(self.model.diagnostics.read_task())
+        self.events.task(position.global_step, class_il, task_il, predictions)
+        position.task, position.task_started = task + 1, False
+        self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
+                 f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
+        if args.checkpoint_dir:
+            self.checkpoint(args.checkpoint_dir)
+
+    def train_step(self, batch, bar):
+        position, splits = self.position, self.dataset.splits
+        loss = self.model.train_step(splits.train_images[batch], splits.train_labels[batch])
+        position.step += 1
+        position.global_step += 1
+        self.steps_run += 1
+        self.events.step(position.global_step, self.model)
+        if self.args.eval_every and position.global_step % self.args.eval_every == 0:
+            self.curve_point()
+        if position.step % PROGRESS_EVERY == 0:
+            self.check_finite()
+            if not self.args.quiet:
+                bar.set_postfix(epoch=position.epoch + 1, loss=f"{loss.item():.4f}")
+        bar.update()
+        if self.signals.received is not None:
+            bar.close()
+            self.stop_if_signalled()
+
+    def curve_point(self):
+        """With --eval_every, the seen tasks' accuracy on the fixed subsets now (its time is not training
+        time)."""
+        if not self.args.eval_every:
+            return
+        position, curve = self.position, self.history.curve
+        with self.stopwatch.pause():
+            class_il, task_il = evaluate_seen(self.model, self.dataset, position.task, self.subsets)
+        point = {"step": position.global_step, "task": position.task,
+                 "epoch": min(position.epoch, self.args.n_epochs - 1), "class_il": class_il, "task_il": task_il}
+        if curve and curve[-1]["step"] == point["step"]:
+            curve[-1] = point  # a task's last step: the point after end_task and the correction wins
+        else:
+            curve.append(point)
+        self.events.curve(position.global_step, class_il)
+
+    def check_finite(self):
+        """The model's non-finite steps since the last check (one host read; called every PROGRESS_EVERY
+        steps and at epoch ends, never per step): under --nan_policy stop, NumericsError naming the first."""
+        position = self.position
+        try:
+            self.model.read_finite()
+        except NonFiniteLoss as error:
+            raise NumericsError(f"non-finite loss or logits at task {position.task + 1}, epoch "
+                                f"{position.epoch + 1}, step {self.window_start + error.index + 1}: {error} "
+                                f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
+        self.window_start = position.step
+
+    def stop_if_signalled(self):
+        """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""
+        if self.signals.received is None:
+            return
+        path = None
+        if self.steps_run:
+            self.check_finite()
+            path = self.checkpoint(self.args.checkpoint_dir or default_checkpoint_dir(self.args))
+        raise Interrupted(StopSignals.STATUS[self.signals.received], path)
+
+
+def task_scheduler(optimizer, args, state=None):
+    """With milestones, MultiStepLR multiplying the lr by --lr_gamma at each (per task). A new task restarts
+    the lr at --lr; `state` restores a checkpointed scheduler instead."""
+    if state is None:
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr
+    if not args.lr_milestones:
+        return None
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, args.lr_milestones, gamma=args.lr_gamma)
+    if state is not None:
+        scheduler.load_state_dict(state)
+    return scheduler

@@ -1,0 +1,259 @@
+"""main.py's command line: the parser (shared flags plus those of the named model, dataset and mask),
+every default resolved, and anything that cannot run refused with one line, exit 2, before anything
+is written. A sweep parses each of its runs with the same functions."""
+import os
+import textwrap
+
+from utils.plumbing.args import add_experiment_args
+from utils.plumbing.parser import ArgumentParser, HelpFormatter, RunFlags, did_you_mean
+
+PROG = "main.py"
+DEFAULT_DATASET = "seq-digits"
+WIDTH = 100
+RENAMED = {"--m": "--margin", "--non_verbose": "--quiet"}  # old flag -> its name now
+
+
+def registries():
+    from datasets import DATASETS
+    from models import MODELS
+    from utils.core.calibrations import CALIBRATIONS
+    from utils.core.masks import MASKS
+
+    return ((MODELS, "--model"), (DATASETS, "--dataset"), (MASKS, "--mask"), (CALIBRATIONS, "--calibration"))
+
+
+def catalogue():
+    """The epilog of --help: each registered model, dataset and mask with its one-line description."""
+    lines = []
+    for registry, flag in registries():
+        lines.append(f"{registry.kind}s ({flag} NAME --help shows one's own flags):")
+        for name in registry.names():
+            lines += textwrap.wrap(registry.describe(name), WIDTH, initial_indent=f"  {name:<13}",
+                                   subsequent_indent=" " * 15)
+    return "\n".join(lines)
+
+
+def group_description(registry, name, cls):
+    text = registry.describe(name)
+    if registry.kind == "model":
+        text += f" Default mask: {cls.DEFAULT_MASK}, scope {cls.DEFAULT_SCOPE}, head {cls.DEFAULT_HEAD}."
+    return textwrap.fill(text, WIDTH)
+
+
+def build_parser(argv, raise_errors=False):
+    """The full parser and the classes (model, dataset, mask) named in argv (None where unknown);
+    with raise_errors, every refusal is a FlagError instead of an exit."""
+    preparser = ArgumentParser(add_help=False, raise_errors=raise_errors)
+    for _, flag in registries():
+        preparser.add_argument(flag)
+    preparser.add_argument("-h", "--help", action="store_true")
+    named, _ = preparser.parse_known_args(argv)
+    if named.dataset is None and not named.help:
+        named.dataset = DEFAULT_DATASET  # a bare --help imports nothing heavy
+    parser = ArgumentParser(prog=PROG, description="Replay-based class-incremental learning with softmax masking.",
+                            raise_errors=raise_errors,
+                            epilog=catalogue(), formatter_class=HelpFormatter)
+    names = [registry.names() for registry, _ in registries()]
+    add_experiment_args(parser, *names, DEFAULT_DATASET)
+    classes = []
+    for registry, flag in registries():
+        name = getattr(named, flag[2:])
+        cls = registry.get(name) if name in registry.names() else None
+        if cls is not None:
+            cls.add_args(parser.add_argument_group(f"{registry.kind} {name}", group_description(registry, name, cls)))
+        classes.append(cls)
+    return parser, classes
+
+
+def entry_options():
+    """(registry, entry name, {option: action} of the flags the entry adds itself) of every registered
+    model, dataset, mask and calibration."""
+    for registry, _ in registries():
+        for name in registry.names():
+            scratch = ArgumentParser(add_help=False)
+            registry.get(name).add_args(scratch)
+            yield registry, name, scratch.options()
+
+
+def flag_owners(flag):
+    """'model der, derpp' style list of the registered entries that declare `flag`."""
+    owners = {}
+    for registry, name, options in entry_options():
+        if flag in options:
+            owners.setdefault(registry.kind, []).append(name)
+    return "; ".join(f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}" for kind, names in owners.items())
+
+
+def every_option():
+    """{option: action} of every flag a run can take: the shared ones and every registered entry's own."""
+    options = dict(build_parser([])[0].options())
+    for _, _, own in entry_options():
+        options.update(own)
+    return options
+
+
+def unknown_flag_message(extras, parser, args):
+    flags = [token.split("=", 1)[0] for token in extras if token.startswith("-")]
+    if not flags:
+        return f"unrecognized arguments: {' '.join(extras)}"
+    flag, owners = flags[0], flag_owners(flags[0])
+    if flag in RENAMED:
+        return f"argument {flag}: renamed {RENAMED[flag]}; use {RENAMED[flag]}"
+    if owners:
+        return (f"argument {flag}: not a flag of model {args.model}, dataset {args.dataset} or mask "
+                f"{args.mask or 'default'}; it belongs to {owners}")
+    known = list(parser.options())
+    return f"argument {flag}: no such flag{did_you_mean(flag, known) or '; see --help'}"
+
+
+def parse_args(argv, raise_errors=False):
+    """Validated args with every default resolved, frozen (utils.plumbing.parser.RunFlags), and the model and dataset
+    classes; a refusal exits with one line and status 2, or with raise_errors is a FlagError."""
+    parser, (model_cls, dataset_cls, _, _) = build_parser(argv, raise_errors)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(unknown_flag_message(extras, parser, args))
+    resolve_defaults(parser, args, argv, model_cls, dataset_cls)
+    return RunFlags.of(args), model_cls, dataset_cls
+
+
+def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
+    """Fill unset flags from --config, then the model and dataset; refuse what cannot run."""
+    from utils.reference.configs import ConfigError, apply_config
+
+    if args.config:
+        try:
+            apply_config(parser, args, argv, model_cls.CONFIG_NAME)
+        except ConfigError as error:
+            parser.error(f"argument --config: {error}")
+    check_data_path(parser, args.data_path)
+    if args.log_dir:
+        check_log_dir(parser, args.log_dir)
+    from utils.core.masks import MASKS
+
+    args.mask = args.mask or model_cls.DEFAULT_MASK
+    args.mask_scope = args.mask_scope or MASKS.get(args.mask).SCOPE or model_cls.DEFAULT_SCOPE
+    args.head = args.head or model_cls.DEFAULT_HEAD
+    args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
+    args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
+    args.lr = args.lr or dataset_cls.LR
+    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
+    resolve_buffer(parser, args, model_cls)
+    resolve_mask_value(parser, args)
+    check_buffer_scope(parser, args, model_cls)
+    check_calibration(parser, args, model_cls)
+    resolve_device(parser, args, argv, dataset_cls)
+    if args.resume and not args.checkpoint_dir:
+        from utils.plumbing.identity import default_checkpoint_dir
+        args.checkpoint_dir = default_checkpoint_dir(args)
+    from utils.plumbing.results_file import ResultsPathError, check_results_path
+    try:
+        check_results_path(args.results_path)
+    except ResultsPathError as error:
+        parser.error(f"argument --results_path: {error}")
+
+
+def check_log_dir(parser, path):
+    """--log_dir must be a folder, or a path where one can be made, that can be written into."""
+    from utils.plumbing.files import folder_problem
+
+    problem = folder_problem(path)
+    if problem:
+        parser.error(f"argument --log_dir: {path!r} is not allowed: {problem}")
+
+
+def check_data_path(parser, path):
+    """Reading needs a readable folder; write access is checked only where a download or cache needs it."""
+    if os.path.exists(path) and not (os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)):
+        parser.error(f"argument --data_path: {path!r} is not allowed: must be a readable folder "
+                     f"(or a path where one can be made)")
+
+
+def resolve_buffer(parser, args, model_cls):
+    from models import MODELS
+
+    if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
+        parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
+                     f"model {args.model} replays, give a positive integer")
+    if not model_cls.NEEDS_BUFFER:
+        for flag, value in (("buffer_size", args.buffer_size), ("minibatch_size", args.minibatch_size)):
+            if value:  # naming the replay models imports them all: only on this error path
+                replaying = ", ".join(name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER)
+                parser.error(f"argument --{flag}: {value} is not allowed: model {args.model} has no buffer "
+                             f"(models with one: {replaying})")
+        args.minibatch_size = None
+        return
+    if args.minibatch_size is not None and args.minibatch_size > args.buffer_size:
+        parser.error(f"argument --minibatch_size: {args.minibatch_size} is not allowed: a draw holds at most "
+                     f"--buffer_size {args.buffer_size} samples")
+    ratio = model_cls.REPLAY_RATIO
+    default = args.batch_size if ratio is None else max(1, round(args.batch_size * ratio))
+    args.minibatch_size = args.minibatch_size or min(default, args.buffer_size)
+
+
+def check_calibration(parser, args, model_cls):
+    """A correction of recency bias is for replay models, and some only for the head they are defined on."""
+    from utils.core.calibrations import CALIBRATIONS
+
+    if args.calibration == "none":
+        return
+    if not model_cls.NEEDS_BUFFER:
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed with model {args.model}: "
+                     f"a correction of recency bias is for the replay models")
+    heads = CALIBRATIONS.get(args.calibration).HEADS
+    if heads and args.head not in heads:
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed with --head {args.head}: it is "
+                     f"defined for the {', '.join(heads)} head")
+
+
+def check_buffer_scope(parser, args, model_cls):
+    if args.mask_buffer and not model_cls.BUFFER_CE:
+        parser.error(f"argument --mask_buffer: not allowed with model {args.model}, which has no cross-entropy on "
+                     f"buffer rows to mask")
+    if args.buffer_scope != "task" and not args.mask_buffer:
+        parser.error(f"argument --buffer_scope: {args.buffer_scope!r} is not allowed without --mask_buffer, "
+                     f"which it applies to")
+
+
+def resolve_mask_value(parser, args):
+    from utils.core.masks.base import resolve_mask_value as resolve
+
+    try:
+        args.mask_value = resolve(args.mask, args.mask_value)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def resolve_device(parser, args, argv, dataset_cls):
+    """--device auto, and the precision and memory format that pay on it."""
+    import torch
+
+    from utils.speed import SPEED_FLAGS
+    from utils.speed.device import CHANNELS_LAST_MIN_WIDTH, amp_refusal, channels_last_crashes, resolve_device
+
+    args.device = resolve_device(args.device)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"argument --device: {args.device!r} is not allowed: no CUDA device here, use cpu or auto")
+    if args.device.startswith("cuda:") and int(args.device[5:]) >= torch.cuda.device_count():
+        parser.error(f"argument --device: {args.device!r} is not allowed: this machine has "
+                     f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    on_cpu = not args.device.startswith("cuda")
+    refusal = amp_refusal(args.amp, on_cpu)
+    if refusal:
+        parser.error(f"argument --amp: {refusal}")
+    narrow = channels_last_crashes(getattr(args, "nf", None), on_cpu)
+    if args.channels_last and narrow:
+        parser.error(f"argument --channels_last: not allowed with --nf {args.nf} on the CPU: torch's channels_last "
+                     f"convolution backward crashes there below {CHANNELS_LAST_MIN_WIDTH} channels at odd batch "
+                     f"sizes (measured with torch 2.14.1); drop --channels_last")
+    if args.threads is None and on_cpu and not dataset_cls.CONVOLUTIONAL:
+        args.threads = 1  # MLPs: a second thread never paid, and spins when the cores are shared (README, 'Threads')
+    if args.levers != "fixed":
+        from utils.reference.configs import explicit_flags
+
+        given = sorted(explicit_flags(parser, argv) & set(SPEED_FLAGS))
+        if given:
+            parser.error(f"argument --levers: {args.levers!r} chooses --amp, --channels_last and --compile by "
+                         f"measurement: drop --{', --'.join(given)} (or use --levers fixed)")
+    elif args.channels_last is None:
+        args.channels_last = dataset_cls.CONVOLUTIONAL and args.amp is None and not narrow
