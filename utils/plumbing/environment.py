@@ -12,7 +12,7 @@ SOURCE_FOLDERS = ("models", "datasets", "backbone", "utils")
 def git_revision():
     """The commit of this checkout, +dirty when tracked files changed or files that are not ignored
     were added under the source folders (a dropped-in model); None outside git."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # utils/plumbing/ -> the checkout
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
     def git(*arguments):
         return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, timeout=10)
