@@ -57,7 +57,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         if "default" in text or action.default is argparse.SUPPRESS or action.required or not action.option_strings:
             return text
-        if action.default in (None, False):
+        if action.default is None or action.default is False:
             return f"{text} (default: {'off' if action.nargs == 0 else 'none'})"
         return f"{text} (default: %(default)s)"
 
