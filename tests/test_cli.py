@@ -167,44 +167,6 @@ def test_mask_help_works_as_the_epilog_promises(capsys):
     assert "--mask NAME --help" in out and "mask stopgrad" in out and "ẑ_j = sg(z_j) + m" in out
 
 
-def test_readme_flags_table_lists_every_flag_help_shows():
-    from datasets import DATASETS
-    from models import MODELS
-    from utils.core.masks import MASKS
-    from utils.plumbing.cli import build_parser
-    with open(f"{ROOT}/README.md", encoding="utf-8") as f:
-        readme = f.read()
-    table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
-    shown = set()
-    for model in MODELS.names():
-        for dataset in DATASETS.names():
-            parser, _ = build_parser(["--model", model, "--dataset", dataset])
-            shown |= {option for option in parser.options() if option.startswith("--") and option != "--help"}
-    for mask in MASKS.names():
-        parser, _ = build_parser(["--model", "sgd", "--mask", mask])
-        shown |= {option for option in parser.options() if option.startswith("--") and option != "--help"}
-    missing = sorted(flag for flag in shown if f"`{flag}`" not in table and f"`{flag} " not in table)
-    assert not missing, f"README flags table lacks {missing}"
-
-
-def test_readme_flags_table_defaults_are_the_parsers():
-    """A number or `literal` in the README's default column is the default --help shows."""
-    import re
-
-    from utils.plumbing.cli import build_parser
-    with open(f"{ROOT}/README.md", encoding="utf-8") as f:
-        readme = f.read()
-    table = readme[readme.index("## Flags"):readme.index("\n## ", readme.index("## Flags") + 1)]
-    parser, _ = build_parser(["--model", "der"])
-    defaults = {option: action.default for option, action in parser.options().items()}
-    checked = 0
-    for flag, default in re.findall(r"^\| `(--\w+)` \| (`[^`|]+`|-?[\d.]+) \|", table, re.M):
-        if flag in defaults:
-            assert str(defaults[flag]) == default.strip("`"), (flag, default, defaults[flag])
-            checked += 1
-    assert checked >= 8
-
-
 def test_the_parser_as_a_library_raises_a_typed_error(capsys):
     from utils.plumbing.cli import parse_args
     from utils.plumbing.parser import FlagError

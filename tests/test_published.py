@@ -28,3 +28,11 @@ def test_xder_table_one_rows_are_complete():
         for buffer_size in (500, 2000):
             assert "class_il_forgetting" in cifar100[(model, buffer_size)]
     assert cifar100[("xder", 500)]["class_il"] == 49.93 and cifar100[("xder", 2000)]["class_il_forgetting"] == 12.58
+
+
+def test_the_command_prints_the_rendered_table():
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, "-m", "utils.published"], cwd=ROOT, capture_output=True, text=True)
+    assert printed.returncode == 0 and printed.stdout == reference_table(load_published()[0]) + "\n"

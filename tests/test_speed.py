@@ -11,9 +11,14 @@ from tests.conftest import ROOT
 from tests.helpers import all_finite, mask_at_a_step, run_main
 from utils.core.masks import MASKS
 from utils.core.masks.functional import SCOPES, Position, masked_cross_entropy
+from utils.speed.device import cpu_has_native_bf16
+
+needs_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16: --amp is refused here")
 
 
-@pytest.mark.parametrize("flags", [["--amp"], ["--amp", "bf16", "--channels_last"], ["--channels_last"]])
+@pytest.mark.parametrize("flags", [pytest.param(["--amp"], marks=needs_bf16),
+                                   pytest.param(["--amp", "bf16", "--channels_last"], marks=needs_bf16),
+                                   ["--channels_last"]])
 @pytest.mark.parametrize("model", ["derpp", "xder"])
 def test_speed_flags_train_to_finite_results(tmp_path, model, flags):
     record = run_main(tmp_path, "--model", model, "--buffer_size", "20", "--n_epochs", "1", *flags)
@@ -72,3 +77,36 @@ def test_benchmark_prints_its_table():
                  "| cl ", "skipped er width 4 cl: channels_last below width 16", "fastest for derpp at width 16: "):
         assert word in result.stdout
     assert ("| bf16 " in result.stdout) == ("(native bf16)" in result.stdout)
+
+
+def steps_of(model, dataset, count=2):
+    indices = dataset.task_indices(0)
+    model.begin_task(0, dataset.splits.train_labels[indices])
+    for step in range(count):
+        batch = indices[10 * step:10 * step + 10]
+        model.train_step(dataset.splits.train_images[batch], dataset.splits.train_labels[batch])
+
+
+@needs_bf16
+def test_amp_runs_the_network_in_bf16_and_hands_the_loss_fp32():
+    from tests.helpers import build_model
+
+    model, dataset = build_model("--model", "derpp", "--buffer_size", "20", "--amp", "bf16")
+    outputs = []
+    model.net.net.features[1].register_forward_hook(lambda module, inputs, output: outputs.append(output.dtype))
+    logits = []
+    model.net.register_forward_hook(lambda module, inputs, output: logits.append(output.dtype))
+    steps_of(model, dataset)
+    assert outputs and set(outputs) == {torch.bfloat16} and set(logits) == {torch.float32}
+
+
+def test_compile_runs_the_compiled_backbone():
+    import torch._dynamo
+
+    from tests.helpers import build_model
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model, dataset = build_model("--model", "er", "--buffer_size", "20", "--compile")
+    steps_of(model, dataset)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0

@@ -149,7 +149,7 @@ def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
     for name, count in counts.items():
         assert sweep.main([os.path.join(ROOT, "grids", name), "--dry_run", "--results_path", str(tmp_path)]) == 0
         assert capsys.readouterr().out.splitlines()[0].startswith(f"{count} runs, 0 already")
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", "grids-and-reports.md"), encoding="utf-8") as f:
         inline = next(line.strip() for line in f if line.strip().startswith("python -m utils.sweep --grid"))
     assert sweep.main(["--dry_run", "--results_path", str(tmp_path)] + inline.split()[3:]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("40 runs, 0 already")

@@ -122,7 +122,10 @@ def observed_terms(*flags):
     """The loss terms of one X-DER step at task 2 (the same draws for every call)."""
     model, _, images, labels = xder_at_task_two(*flags)
     captured = {}
-    model.step = lambda terms, logits, labels: captured.update({k: v.item() for k, v in terms.items()})
+
+    def step(terms, logits, labels):
+        captured.update({k: v.item() for k, v in terms.items()}, stream_logits=logits.detach())
+    model.step = step
     torch.manual_seed(5)
     model.observe(images, labels)
     return captured
@@ -133,7 +136,13 @@ def test_hinge_defaults_run_the_future_constraint_only():
     assert "future_hinge" in terms and "past_hinge" not in terms and "dp" not in terms
     assert set(observed_terms("--no-future_constraint")) == set(terms) - {"future_hinge"}
     with_past = observed_terms("--past_constraint")
-    assert with_past["past_hinge"] >= 0 and with_past["future_hinge"] == pytest.approx(terms["future_hinge"])
+    assert with_past["future_hinge"] == pytest.approx(terms["future_hinge"])
+    # computed again: η · the mean over the stream rows that violate it of max(past probs) + margin − max(current
+    # probs), the softmax over the 4 classes seen at task 1 (η 0.1, margin 0.3)
+    probs = torch.softmax(with_past["stream_logits"][:, :4], dim=1)
+    gaps = [float(p[:2].max() + 0.3 - p[2:].max()) for p in probs]
+    violated = [gap for gap in gaps if gap > 0]
+    assert violated and with_past["past_hinge"] == pytest.approx(0.1 * sum(violated) / len(violated), rel=1e-5)
 
 
 def test_hinge_weight_scales_the_constraint_terms_and_the_margin_enters_them():
@@ -201,9 +210,9 @@ def test_supcon_scale_does_not_grow_with_the_number_of_views():
     torch.manual_seed(1)
     two = torch.nn.functional.normalize(torch.randn(6, 2, 4, dtype=torch.float64), dim=2)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    per_sample = supcon_loss(two, labels, 1.0).item() / 6
-    four = supcon_loss(two.repeat(1, 2, 1), labels, 1.0).item() / 6
-    assert 0.5 * per_sample < four < 2 * per_sample
+    ratio = supcon_loss(two.repeat(1, 2, 1), labels, 1.0).item() / supcon_loss(two, labels, 1.0).item()
+    expected = naive_supcon(two.repeat(1, 2, 1), labels, 1.0) / naive_supcon(two, labels, 1.0)
+    assert ratio == pytest.approx(expected, rel=1e-9) and abs(ratio - 2 * expected) > 0.5  # summing views: 2×
 
 
 def test_first_occurrences():
