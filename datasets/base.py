@@ -23,6 +23,9 @@ class Splits(NamedTuple):
     test_labels: torch.Tensor
 
 
+_BUNDLED_SPLITS = {}  # dataset class -> its CPU splits, for datasets whose data ship inside a package
+
+
 class ContinualDataset:
     """Subclasses set the class attributes and implement load_splits() and get_backbone().
 
@@ -30,7 +33,8 @@ class ContinualDataset:
     (utils/core/tasks.py): the classes as numbered with --class_order fixed, a per-seed permutation with seed.
     N_EPOCHS, BATCH_SIZE, LR and LR_MILESTONES (epochs where the lr is multiplied by --lr_gamma,
     restarting at every task) are the published defaults used when the flags are not given. CONVOLUTIONAL: the
-    backbone is a CNN (channels_last is then the default in fp32).
+    backbone is a CNN (channels_last is then the default in fp32). BUNDLED: the data ship inside an installed
+    package and read no flag, so a process (a sweep worker) reads them once and gives each run its own copy.
     """
     N_TASKS: int
     N_CLASSES_PER_TASK: int
@@ -41,6 +45,7 @@ class ContinualDataset:
     STD = (1.0,)
     LR_MILESTONES = ()
     CONVOLUTIONAL = False
+    BUNDLED = False
 
     def __init__(self, args):
         self.args = args
@@ -57,6 +62,14 @@ class ContinualDataset:
     def load_splits(self):
         """Return Splits of uint8 [N, C, H, W] images and int64 labels, on the CPU."""
         raise NotImplementedError
+
+    def loaded_splits(self):
+        """load_splits(), read once per process for a BUNDLED dataset (each call gets its own copy)."""
+        if not self.BUNDLED:
+            return self.load_splits()
+        if type(self) not in _BUNDLED_SPLITS:
+            _BUNDLED_SPLITS[type(self)] = self.load_splits()
+        return Splits(*(t.clone() for t in _BUNDLED_SPLITS[type(self)]))
 
     def get_backbone(self):
         raise NotImplementedError
@@ -86,7 +99,7 @@ class ContinualDataset:
     def prepare(self, device, splits=None):
         """Load the splits (or use the given ones) onto `device`, their labels renumbered by the run's
         class order, and build the augmentation there."""
-        splits = Splits(*(t.to(device) for t in (splits or self.load_splits())))
+        splits = Splits(*(t.to(device) for t in (splits or self.loaded_splits())))
         self.class_order = class_order(self.n_classes, getattr(self.args, "class_order", "fixed"),
                                        getattr(self.args, "seed", 0))
         self.splits = splits._replace(train_labels=relabel(splits.train_labels, self.class_order),

@@ -21,6 +21,7 @@ class SequentialDigits(ContinualDataset):
     N_EPOCHS = 1
     BATCH_SIZE = 10
     LR = 0.03
+    BUNDLED = True
 
     def load_splits(self):
         digits = load_digits()

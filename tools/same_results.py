@@ -5,6 +5,10 @@ each run whose other fields differ is printed with the first differing paths. Ex
 import argparse
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from utils.plumbing.identity import LATER_FLAG_DEFAULTS  # noqa: E402
 
 LAUNCH_ONLY = {"time_s", "train_time_s", "run_id", "started_at", "git", "environment", "sweep", "levers"}
 PATHS = {"data_path", "results_path", "checkpoint_dir", "log_dir", "threads"}
@@ -28,7 +32,8 @@ def differences(before, after, prefix=""):
 
 def comparable(record, ignored):
     kept = {name: value for name, value in record.items() if name not in LAUNCH_ONLY | ignored}
-    kept["args"] = {name: value for name, value in record["args"].items() if name not in PATHS}
+    args = {**LATER_FLAG_DEFAULTS, **record["args"]}  # a flag added since, at the value that gives the runs before it
+    kept["args"] = {name: value for name, value in args.items() if name not in PATHS}
     return kept
 
 

@@ -1,4 +1,5 @@
-"""python -m utils.bench: the suite's training step against the bare step on seq-cifar10 shapes.
+"""python -m utils.bench: the suite's training step against the bare step on seq-cifar10 shapes (with --small:
+every model on the MLP datasets, utils/speed/small_bench.py).
 
 Suite step: index a stream batch out of the uint8 dataset on the device, model.observe (buffer draws,
 one kornia call, forwards, masked CE, backward, SGD step, buffer insertion), in the steady state of
@@ -31,6 +32,7 @@ from utils.speed.device import (
 )
 
 BATCH = 32
+WIDE_MODELS = ("er", "derpp", "xder")  # the models whose bare step the seq-cifar10 bench writes (bare_shapes)
 LEVERS = {"fp32": ["--no-channels_last"], "cl": ["--channels_last"], "compile": ["--compile", "--no-channels_last"],
           "compile+cl": ["--compile", "--channels_last"], "bf16": ["--amp", "--no-channels_last"],
           "bf16+cl": ["--amp", "--channels_last"], "compile+bf16": ["--compile", "--amp", "--no-channels_last"],
@@ -145,7 +147,8 @@ def skipped(precision, width, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["er", "derpp", "xder"], choices=["er", "derpp", "xder"])
+    parser.add_argument("--models", nargs="+", default=list(WIDE_MODELS),
+                        help=f"{', '.join(WIDE_MODELS)} (default); with --small, any model (default: every one)")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 20])
     parser.add_argument("--precisions", nargs="+", default=list(LEVERS), choices=list(LEVERS),
                         help="cl: channels_last; compile: torch.compile (its warm-up is not timed)")
@@ -154,7 +157,26 @@ def main(argv=None):
     parser.add_argument("--buffer_size", type=int, default=500)
     parser.add_argument("--data_path", help="a CIFAR-10 folder; default: random uint8 images")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--small", action="store_true",
+                        help="the MLP datasets' table instead: every model's suite step against its bare step, one "
+                             "thread, and the share of each piece of bookkeeping (--models, --steps, --warmup, "
+                             "--buffer_size apply; default buffer 200)")
+    parser.add_argument("--datasets", nargs="+", default=["seq-mnist-5k", "seq-digits"],
+                        help="with --small (default: seq-mnist-5k seq-digits)")
+    parser.add_argument("--diagnostics_every", type=int, default=1, help="with --small: the runs' --diagnostics_every")
     options = parser.parse_args(argv)
+    if options.small:
+        from utils.speed import small_bench
+
+        options.models = None if options.models == parser.get_default("models") else options.models
+        options.buffer_size = 200 if options.buffer_size == parser.get_default("buffer_size") else options.buffer_size
+        options.steps = 300 if options.steps == parser.get_default("steps") else options.steps
+        options.warmup = 30 if options.warmup == parser.get_default("warmup") else options.warmup
+        return small_bench.main(options)
+    wrong = [name for name in options.models if name not in WIDE_MODELS]
+    if wrong:
+        parser.error(f"argument --models: {wrong[0]!r} is not allowed without --small: choose from "
+                     f"{', '.join(WIDE_MODELS)}")
     device = resolve_device(options.device)
     machine = (torch.cuda.get_device_name(device) if device.startswith("cuda")
                else f"{cpu_name()} ({'native bf16' if cpu_has_native_bf16() else 'no native bf16'})")

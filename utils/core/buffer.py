@@ -11,20 +11,21 @@ class BufferSample(NamedTuple):
     indices: torch.Tensor
 
 
-def reservoir_slots(n_seen, batch_size, capacity, device):
-    """Algorithm R for a batch: slot of each incoming item, or −1 where it is discarded.
+def reservoir_slots(n_seen, batch_size, capacity, device, discard=-1):
+    """Algorithm R for a batch: slot of each incoming item, or `discard` (−1) where it is discarded.
 
     Item k (0-based over the stream) goes to slot k while the buffer fills, else to a uniform
     r in [0, k] if r < capacity. Within a batch a later item overwrites an earlier one, exactly
     as one-by-one insertion would.
     """
     positions = n_seen + torch.arange(batch_size, device=device)
-    draws = (torch.rand(batch_size, device=device) * (positions + 1)).long()
-    slots = torch.where(positions < capacity, positions, draws)
-    slots = torch.where(slots < capacity, slots, -1)
+    slots = (torch.rand(batch_size, device=device) * (positions + 1)).long()
+    if n_seen < capacity:  # a host int: the items that still find a free slot take it
+        slots = torch.where(positions < capacity, positions, slots)
+    slots = torch.where(slots < capacity, slots, discard)
     later = slots[:, None] == slots[None, :]
     overwritten = torch.triu(later, diagonal=1).any(dim=1)
-    return torch.where(overwritten, -1, slots)
+    return torch.where(overwritten, discard, slots)
 
 
 def rank_within_class(labels):
@@ -82,12 +83,12 @@ class Buffer:
         if logits is not None and self.n_seen < self.capacity:
             finite = torch.isfinite(logits).all(dim=1)
             images, labels, logits = images[finite], labels[finite], logits[finite]
-        slots = reservoir_slots(self.n_seen, len(labels), self.capacity, self.device)
-        if logits is not None:
-            slots = torch.where(torch.isfinite(logits).all(dim=1), slots, -1)
+        slots = reservoir_slots(self.n_seen, len(labels), self.capacity, self.device, discard=self.capacity)
+        if logits is not None:  # slot `capacity` is the spare row, which takes what is discarded
+            slots = torch.where(torch.isfinite(logits).all(dim=1), slots, self.capacity)
         self.n_seen += len(labels)
         self.size = min(self.n_seen, self.capacity)
-        self.write(torch.where(slots >= 0, slots, self.capacity), images, labels, logits)
+        self.write(slots, images, labels, logits)
 
     def write(self, slots, images, labels, logits=None):
         """Overwrite the given slots (used by reservoir insertion and by models that refill); slot `capacity`

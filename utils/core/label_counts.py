@@ -17,6 +17,7 @@ class LabelCounts:
         self.steps = None  # [window, C]: the per-step counts, row `position` the current step's
         self.position = 0
         self.distribution = None
+        self.ones = {}  # batch size -> a vector of ones to count with
 
     def keep_recent(self, window):
         self.window = max(self.window, window)
@@ -33,7 +34,9 @@ class LabelCounts:
 
     def add(self, labels):
         """Count the labels of rows the current step trains on."""
-        ones = torch.ones_like(labels, dtype=self.total.dtype)
+        ones = self.ones.get(len(labels))
+        if ones is None:
+            ones = self.ones[len(labels)] = torch.ones(len(labels), dtype=self.total.dtype, device=self.total.device)
         self.total.index_add_(0, labels, ones)
         if self.steps is not None:
             self.steps[self.position].index_add_(0, labels, ones)

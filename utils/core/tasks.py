@@ -1,6 +1,8 @@
 """The one place that says which task a class belongs to. Labels inside the suite are positions in the
 run's class order, so task t holds labels [t·C, (t+1)·C) for C classes per task; a shuffled order
 (--class_order seed) only changes which original class each label stands for (ContinualDataset.prepare)."""
+import functools
+
 import numpy as np
 import torch
 
@@ -10,8 +12,9 @@ def task_of(labels, classes_per_task):
     return labels // classes_per_task
 
 
+@functools.lru_cache(maxsize=None)
 def task_of_classes(n_classes, classes_per_task, device):
-    """[C]: the task of every class."""
+    """[C]: the task of every class (made once per shape and device; read only)."""
     return task_of(torch.arange(n_classes, device=device), classes_per_task)
 
 

@@ -79,6 +79,10 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     logging = parser.add_argument_group("diagnostics")
     logging.add_argument("--log_dir", help="write TensorBoard event files of the per-step diagnostics and the "
                                            "per-task accuracies into this folder (default: none, no logging)")
+    logging.add_argument("--diagnostics_every", type=positive_int, default=1,
+                         help="record the per-step diagnostics (gradient masses, logit means, masked mass, loss terms) "
+                              "on every K-th training step only; the results line's means are then over those steps "
+                              "(1: every step, today's values; a larger K makes a small model's step cheaper)")
     logging.add_argument("--log_every", type=positive_int, default=20,
                          help="steps between two TensorBoard points (default: 20)")
     safety = parser.add_argument_group("checkpoints and numerics")

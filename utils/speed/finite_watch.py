@@ -4,46 +4,39 @@ import torch
 
 
 class FiniteWatch:
-    """note(ok, terms) after each step records whether it was finite and, for the first step of the window
-    that was not, its loss terms; read() returns (non-finite steps, index in the window of the first, its
-    terms) with one host read and opens a new window."""
+    """note(ok, names, values) after each step writes whether it was finite and its loss terms into the next row
+    of the window (two writes on the device); read() returns (non-finite steps, index in the window of the first,
+    its terms) with one host read (two when a step was not finite) and opens a new window."""
 
-    def __init__(self, device):
+    def __init__(self, device, rows=32):
         self.device = torch.device(device)
-        self.names = []
-        self.patterns = {}  # which names a step has -> that presence vector on the device, made once
-        self.nan = torch.full((), float("nan"), device=self.device)
-        self.open_window()
+        self.names, self.position, self.columns = [], {}, {}
+        self.ok = torch.ones(rows, dtype=torch.bool, device=self.device)
+        self.values = torch.full((rows, 0), float("nan"), device=self.device)
+        self.patterns = []  # the names of each step of the window
 
-    def open_window(self):
-        self.steps = 0
-        self.bad = torch.zeros((), dtype=torch.long, device=self.device)
-        self.first = torch.full((), -1, dtype=torch.long, device=self.device)
-        self.values = torch.full((len(self.names),), float("nan"), device=self.device)
-        self.present = torch.zeros(len(self.names), dtype=torch.bool, device=self.device)
-
-    def note(self, ok, terms):
-        for name in terms:
-            if name not in self.names:
+    def note(self, ok, names, values):
+        for name in names:
+            if name not in self.position:
+                self.position[name] = len(self.names)
                 self.names.append(name)
-                self.values = torch.cat([self.values, self.nan[None]])
-                self.present = torch.cat([self.present, self.present.new_zeros(1)])
-        values = torch.stack([terms[n].detach().float().reshape(()) if n in terms else self.nan for n in self.names])
-        pattern = (len(self.names), frozenset(terms))
-        if pattern not in self.patterns:
-            present = torch.tensor([n in terms for n in self.names])  # a blocking copy would wait for the device
-            self.patterns[pattern] = present.to(self.device, non_blocking=self.device.type == "cuda")
-        present = self.patterns[pattern]
-        first_now = ~ok & (self.first < 0)
-        self.first = torch.where(first_now, self.steps, self.first)
-        self.values = torch.where(first_now, values, self.values)
-        self.present = torch.where(first_now, present, self.present)
-        self.bad += (~ok).long()
-        self.steps += 1
+                self.values = torch.cat([self.values, self.values.new_full((len(self.values), 1), float("nan"))], 1)
+        step = len(self.patterns)
+        if step == len(self.ok):  # a window longer than the rows so far (steps with no read between): twice as many
+            self.ok = torch.cat([self.ok, torch.ones_like(self.ok)])
+            self.values = torch.cat([self.values, torch.full_like(self.values, float("nan"))])
+        if names not in self.columns:  # a blocking copy of a new index would wait for the device
+            self.columns[names] = torch.tensor([self.position[n] for n in names]).to(self.device, non_blocking=True)
+        self.ok[step] = ok
+        self.values[step].index_copy_(0, self.columns[names], values)
+        self.patterns.append(names)
 
     def read(self):
-        bad, first = torch.stack([self.bad, self.first]).tolist()
-        terms = {name: value for name, value, present in zip(self.names, self.values.tolist(), self.present.tolist())
-                 if present}
-        self.open_window()
-        return bad, first, terms
+        steps, self.patterns = self.patterns, []
+        oks = self.ok[:len(steps)].tolist()
+        bad = oks.count(False)
+        if not bad:
+            return 0, -1, {}
+        first = oks.index(False)
+        row = self.values[first].tolist()
+        return bad, first, {name: row[self.position[name]] for name in self.names if name in steps[first]}

@@ -59,7 +59,6 @@ SCOPES = {"task": own_task, "ace": batch_and_unseen, "new": new_tasks}
 BUFFER_SCOPES = {"task": own_task, "past": past_tasks}
 
 
-
 @register_mask("none")
 def none(logits, keep, m=None):
     """ẑ = z: the plain softmax cross-entropy."""
@@ -88,10 +87,9 @@ def stopgrad(logits, keep, m):
     return torch.where(keep, logits, logits.detach() + m)
 
 
-
 def label_kept(keep, labels):
     """keep with each row's label class kept: a masked target would make the cross-entropy infinite."""
-    return keep.bool() | F.one_hot(labels, keep.shape[1]).bool()
+    return keep.bool().scatter(1, labels[:, None], True)
 
 
 def masked_logits(logits, keep, mask):
