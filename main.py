@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from utils.core.metrics import SUMMARY_METRICS
 from utils.plumbing.cli import PROG, parse_args
-from utils.plumbing.console import command_line
+from utils.plumbing.console import ClosedReaderTolerant, command_line
 
 
 def one_line_warnings(message, category, filename, lineno, line=None):
@@ -29,8 +29,12 @@ def main(argv=None):
     warnings.formatwarning = one_line_warnings
     from utils.plumbing.signals import StopSignals
 
-    with StopSignals() as signals:
-        return run(args, argv, model_cls, dataset_cls, signals)
+    stdout, sys.stdout = sys.stdout, ClosedReaderTolerant(sys.stdout)
+    try:
+        with StopSignals() as signals:
+            return run(args, argv, model_cls, dataset_cls, signals)
+    finally:
+        sys.stdout = stdout
 
 
 def run(args, argv, model_cls, dataset_cls, signals):

@@ -10,7 +10,15 @@ from utils.core.calibrations import CALIBRATIONS
 from utils.core.diagnostics import Diagnostics
 from utils.core.label_counts import LabelCounts
 from utils.core.masks.base import mask_from_args
-from utils.core.masks.functional import BUFFER_SCOPES, SCOPES, Position, label_kept, masked_cross_entropy, masked_logits
+from utils.core.masks.functional import (
+    BUFFER_SCOPES,
+    SCOPES,
+    Position,
+    at_least_fp32,
+    label_kept,
+    masked_cross_entropy,
+    masked_logits,
+)
 from utils.speed.finite_watch import FiniteWatch
 
 
@@ -118,7 +126,7 @@ class ContinualModel(nn.Module):
         observed = self.diagnostics.observe_stream(logits, self.task)
         masked = masked_logits(observed, keep, self.mask)
         self.diagnostics.observe_masked(masked, keep)
-        extra = self.mask.extra_loss(observed.float(), labels, position)
+        extra = self.mask.extra_loss(at_least_fp32(observed), labels, position)
         return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
 
     def observe_online(self, logits, labels):
@@ -142,7 +150,7 @@ class ContinualModel(nn.Module):
             position = self.position()._replace(n_classes=logits.shape[1])  # X-DER's reads its past heads only
             return masked_cross_entropy(logits, labels, BUFFER_SCOPES[self.args.buffer_scope](labels, position),
                                         self.mask)
-        return F.cross_entropy(logits.float(), labels)
+        return F.cross_entropy(at_least_fp32(logits), labels)
 
     def augment_together(self, *batches):
         """Augment several uint8 batches in one call and split them back."""

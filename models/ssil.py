@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from models import register_model
 from models.base import ContinualModel
 from utils.core.buffer import new_entries
+from utils.core.masks.functional import at_least_fp32
 from utils.plumbing.parser import positive_float
 
 
@@ -45,7 +46,7 @@ class SsIl(ContinualModel):
         stream_ce = self.stream_loss(logits[:n_stream], labels)
         if draw is None:
             return self.step({"ce": stream_ce}, logits, labels)
-        replay_ce = F.cross_entropy(logits[n_stream:, :n_old].float(), draw.labels)
+        replay_ce = F.cross_entropy(at_least_fp32(logits[n_stream:, :n_old]), draw.labels)
         rows = n_stream + len(draw.labels)
         terms = {"ce": n_stream * stream_ce / rows, "buffer_ce": len(draw.labels) * replay_ce / rows,
                  "kd": self.task_wise_distillation(logits[:, :n_old], inputs)}
@@ -57,9 +58,10 @@ class SsIl(ContinualModel):
         temperature = self.args.kd_temperature
         self.teacher.eval()
         with torch.no_grad():
-            teacher = self.teacher(inputs)[:, :student.shape[1]].float()
+            teacher = at_least_fp32(self.teacher(inputs)[:, :student.shape[1]])
         total = 0
-        for own, old in zip(student.float().split(self.classes_per_task, 1), teacher.split(self.classes_per_task, 1)):
+        student = at_least_fp32(student)
+        for own, old in zip(student.split(self.classes_per_task, 1), teacher.split(self.classes_per_task, 1)):
             total = total + F.kl_div(F.log_softmax(own / temperature, 1), F.softmax(old / temperature, 1),
                                      reduction="batchmean") * temperature ** 2
         return total

@@ -189,3 +189,27 @@ def test_label_count_masks_on_x_ders_past_head_buffer_loss(tmp_path, mask):
     record = run_main(tmp_path, "--model", "xder", "--mask", mask, "--mask_buffer", "--buffer_size", "20",
                       "--n_epochs", "1")
     assert math.isfinite(record["class_il"]["final_avg"])
+
+
+def test_lodes_extra_term_and_the_buffer_loss_keep_fp64_logits_fp64():
+    """The model's stream loss with LODE and its buffer loss on fp64 logits equal the fp64 computation exactly
+    (an fp32 cast on the way would leave them about 1e-8 apart)."""
+    from types import MethodType, SimpleNamespace
+
+    from models.base import ContinualModel
+    from tests.helpers import counts_at_a_step
+    from utils.core.diagnostics import Diagnostics
+    from utils.core.masks.functional import SCOPES, label_kept
+
+    counts = counts_at_a_step(LABELS, 6)
+    model = SimpleNamespace(args=SimpleNamespace(mask_scope="new", mask_buffer=False), classes_per_task=2, n_classes=6,
+                            task=1, task_free=False, counts=counts, mask=build_mask("lode", rho=0.3, counts=counts),
+                            diagnostics=Diagnostics(6, 2, "cpu"))
+    model.position = MethodType(ContinualModel.position, model)
+    z = LOGITS.clone() * 1.000000123
+    loss = ContinualModel.stream_loss(model, z, LABELS)
+    keep = label_kept(SCOPES["new"](LABELS, model.position()), LABELS)
+    direct = masked_cross_entropy(z, LABELS, keep, model.mask) + model.mask.extra_loss(z, LABELS, model.position())
+    assert loss.dtype == torch.float64 and loss.item() == direct.item()
+    buffer = ContinualModel.buffer_loss(model, z, LABELS)
+    assert buffer.dtype == torch.float64 and buffer.item() == torch.nn.functional.cross_entropy(z, LABELS).item()

@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from utils import report
 from utils.plumbing.results_file import append_line, read_lines
@@ -78,9 +79,90 @@ def test_welch_difference_and_p_value_by_hand(results, capsys):
     assert student_t_tail(2.0, 1e6) == pytest.approx(0.0455, abs=1e-4)  # the normal's two-sided tail at 2
     row = next(line for line in out.splitlines() if "general" in line)
     cells = [cell.strip() for cell in row.split("|")]
-    assert cells[-3] == "+10.00*" and float(cells[-2]) == pytest.approx(p, rel=1e-3) and p < 0.05
+    assert cells[-6] == "+10.00*" and float(cells[-3]) == pytest.approx(p, rel=1e-3) and p < 0.05
+    assert float(cells[-2]) == pytest.approx(p, rel=1e-3)  # one test: Holm leaves p as it is
+    low, high = (float(x) for x in cells[-5].strip("[]").split(","))
+    half = (high - low) / 2
+    assert (low + high) / 2 == pytest.approx(10) and half == pytest.approx(stats.t.ppf(0.975, dof) * math.sqrt(se2),
+                                                                            rel=1e-3)
+    assert float(cells[-4]) == pytest.approx(10 / math.sqrt(18.5) * 0.8, abs=0.005)  # Hedges' g
+    low, high = (float(x) for x in cells[-7].strip("[]").split(","))  # the mean's interval: 54 ± t(2)·√(21/3)
+    assert (low + high) / 2 == pytest.approx(54) and (high - low) / 2 == pytest.approx(
+        stats.t.ppf(0.975, 2) * math.sqrt(7), rel=1e-3)
+    assert "p corrected by Holm over 1 test)" in out
     assert "baseline" in next(line for line in out.splitlines() if "| none" in line)
     assert "sample standard deviation (n−1)" in out
+
+
+def test_p_values_are_corrected_over_the_tables_tests(results, capsys):
+    """Two tests (DER general against none, ER ninf against none): Holm doubles the smaller p and takes the
+    larger as it is unless the doubled one exceeds it; Benjamini-Hochberg takes the smaller times 2/1 unless the
+    larger is lower; * follows the corrected p."""
+    def p_columns(*flags):
+        rows = csv_rows(capsys, results, "--where", "lr=0.1", "--baseline", "mask=none", *flags)
+        return {r["model"]: (float(r["p_welch"]), float(r["p_corrected"])) for r in rows if r["p_welch"]}
+    raw = {model: p for model, (p, _) in p_columns("--correction", "none").items()}
+    small, large = sorted(raw.values())
+    expected_holm = {model: (2 * small if p == small else max(large, 2 * small)) for model, p in raw.items()}
+    expected_bh = {model: (min(2 * small, large) if p == small else large) for model, p in raw.items()}
+    assert {m: c for m, (_, c) in p_columns().items()} == pytest.approx(expected_holm)
+    assert {m: c for m, (_, c) in p_columns("--correction", "bh").items()} == pytest.approx(expected_bh)
+    assert report.main([results, "--where", "lr=0.1", "--baseline", "mask=none", "--correction", "bh"]) == 0
+    assert "p corrected by Benjamini–Hochberg over 2 tests)" in capsys.readouterr().out
+
+
+def test_versus_sets_one_cure_beside_another_that_changes_other_flags(tmp_path, capsys):
+    """general m = −3 (linear head) against fno (no mask): paired by model and buffer, the cure flags free."""
+    lines = []
+    for model, finals in (("der", ([50.0, 53.0, 59.0], [40.0, 44.0, 48.0])), ("er", ([35.0, 36.0], [30.0, 31.0]))):
+        for (mask, m, head), values in zip((("general", -3.0, "linear"), ("none", None, "fno")), finals):
+            for seed, final in enumerate(values):
+                line = record(model, mask, m, seed, final)
+                line["args"]["head"] = head
+                lines.append(line)
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert report.main([str(path), "--versus", "mask=general mask_value=-3", "head=fno"]) == 0
+    out = capsys.readouterr().out
+    der = [cell.strip() for cell in next(line for line in out.splitlines() if "| der" in line).split("|")]
+    assert der[-8:-5] == ["54.00 ± 4.58 (n=3)", "44.00 ± 4.00 (n=3)", "+10.00*"]  # Holm: the larger p of 2 as is
+    assert "from the head=fno group" in out and "over 2 tests" in out
+    lines.append({**record("der", "none", None, 0, 45.0), "args": {**record("der", "none", None, 0, 45.0)["args"],
+                                                                    "head": "fno", "calibration": "wa"}})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(SystemExit) as exit_info:
+        report.main([str(path), "--versus", "mask=general", "head=fno"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "has 2 groups of head=fno" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        report.main([str(path), "--versus", "mask=general", "head=fno", "--baseline", "mask=none"])
+    assert "one layout at a time" in capsys.readouterr().err
+
+
+def test_runs_whose_levers_auto_chose_differently_form_one_group(tmp_path, capsys):
+    lines = []
+    for seed, chosen in enumerate((True, False, True)):
+        line = record("der", "none", None, seed, 40.0 + seed)
+        line["args"].update(levers="auto", channels_last=chosen, amp=None, compile=False)
+        lines.append(line)
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = csv_rows(capsys, str(path))
+    assert len(rows) == 1 and rows[0]["n"] == "3"
+
+
+def test_misspelt_flags_and_values_get_the_closest_name(results, capsys):
+    results = results.replace("results.jsonl", "clean.jsonl")
+    with open(results, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(record(model, mask, m, seed, final)) + "\n"
+                     for (model, mask, m), finals in FINALS.items() for seed, final in enumerate(finals))
+    assert "argument --basline: no such flag; did you mean '--baseline'?" in refused(capsys, results, "--basline",
+                                                                                     "mask=none")
+    assert "argument --where: no run has model=dre (model there: der, er); did you mean 'der'?" in refused(
+        capsys, results, "--where", "model=dre")
+    assert "did you mean 'ninf'?" in refused(capsys, results, "--baseline", "mask=nimf")
+    assert "no runs match --where model=er mask=general together" in refused(capsys, results, "--where", "model=er",
+                                                                             "mask=general")
 
 
 def test_ignore_merges_and_where_filters(results, capsys):
@@ -105,6 +187,25 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         report.main([str(tmp_path / "missing.jsonl")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "missing.jsonl" in err
+
+
+def test_plot_bands_stay_within_what_they_measure_and_switches_are_labelled():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from utils.study.groups import Group
+    from utils.study.plots import band, mark_switches
+
+    figure, axis = plt.subplots()
+    group = Group((("mask", '"none"'),), [])
+    band(axis, np.arange(3), np.array([[99.0, 50.0, 1.0], [80.0, 50.0, 10.0]]), group)
+    band(axis, np.arange(3), np.array([[0.5, 0.1, 0.0], [0.1, 0.1, 0.3]]), group, limits=(0, None))
+    accuracy, mass = (collection.get_paths()[0].vertices[:, 1] for collection in axis.collections)
+    assert accuracy.min() >= 0 and accuracy.max() == 100 and mass.min() == 0 and mass.max() > 0.3
+    mark_switches(axis, [{"step": 0, "task": 0}, {"step": 5, "task": 0}, {"step": 10, "task": 1}])
+    assert [text.get_text().strip() for text in axis.texts] == ["task 2"]
+    plt.close(figure)
 
 
 def test_plots_are_written_non_blank_pngs(results, tmp_path, capsys):
@@ -335,6 +436,11 @@ def test_compare_chooses_the_metric_the_baseline_comparison_tests(tmp_path, caps
     assert float(rows["ninf"]["stability_gap_mean"]) == pytest.approx(12.0)
     assert "--compare" in refused(capsys, path, "--compare", "bogus", "--baseline", "mask=none")
     assert "without --baseline" in refused(capsys, path, "--compare", "stability_gap")
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps(record("der", mask, None, seed, 40.0 + seed)) + "\n"
+                             for mask in ("none", "ninf") for seed in range(2)))
+    assert "no run in the table has stability_gap; runs record it with --eval_every" in refused(
+        capsys, str(plain), "--baseline", "mask=none", "--compare", "stability_gap")
 
 
 def cells_of(out):
@@ -350,8 +456,9 @@ def test_columns_lay_cures_by_model_each_against_its_own_baseline(results, capsy
     assert cells.pop("header") == ["Class-IL vs mask=none", "model=der", "model=er"]
     assert list(cells) == ["mask=none", "mask=general mask_value=-3.0", "mask=ninf"]
     assert cells["mask=none"] == ["44.00 ± 4.00", "30.50 ± 0.71, n = 2"]
-    assert cells["mask=general mask_value=-3.0"] == ["54.00 ± 4.58 (+10.00*)", "—"]  # p: the Welch test above
-    assert cells["mask=ninf"] == ["—", "35.50 ± 0.71 (+5.00*), n = 2"]  # variances 0.5: t = 7.07, 2 dof, p = 0.019
+    # Welch p 0.048 (above) and 0.0194 (variances 0.5: t = 7.07, 2 dof); Holm: 2 × 0.0194, then max(0.048, 0.039)
+    assert cells["mask=general mask_value=-3.0"] == ["54.00 ± 4.58 (+10.00*, p 0.048)", "—"]
+    assert cells["mask=ninf"] == ["—", "35.50 ± 0.71 (+5.00*, p 0.039), n = 2"]
 
 
 def test_columns_take_any_of_several_baseline_values_and_name_a_missing_one(tmp_path, capsys):
@@ -367,7 +474,8 @@ def test_columns_take_any_of_several_baseline_values_and_name_a_missing_one(tmp_
                 "--columns", "model").out
     cells = cells_of(out)
     assert cells["mask=none head=linear,cosine"] == ["41.00 ± 1.00", "31.00 ± 1.00"]
-    assert cells["mask=ninf"] == ["46.00 ± 1.00 (+5.00*)", "35.00 ± 1.00 (+4.00*)"]
+    # t = 6.12 and 4.90 at 4 dof: p 0.0036 and 0.0080; Holm: 2 × 0.0036, then max(0.0080, 0.0072)
+    assert cells["mask=ninf"] == ["46.00 ± 1.00 (+5.00*, p 0.0072)", "35.00 ± 1.00 (+4.00*, p 0.008)"]
     lonely = "no baseline: model=er dataset=seq-digits mask=lode buffer_size=20 lr=0.5"
     assert cells[lonely] == ["—", "10.00, n = 1"]
 
@@ -384,4 +492,5 @@ def test_columns_of_two_flags_in_numeric_order(tmp_path, capsys):
     cells = cells_of(table(capsys, write(tmp_path / "r.jsonl", runs), "--baseline", "mask=none",
                            "--columns", "model", "buffer_size").out)
     assert cells["header"][1:] == ["model=der buffer_size=50", "model=der buffer_size=200"]
-    assert cells["mask=ninf"] == ["9.00 ± 1.00 (+3.00*)", "24.00 ± 1.00 (+3.00*)"]  # t = 3.67, 4 dof: p = 0.021
+    # t = 3.67, 4 dof: p = 0.021 twice; Holm: 2 × 0.021 for both
+    assert cells["mask=ninf"] == ["9.00 ± 1.00 (+3.00*, p 0.043)", "24.00 ± 1.00 (+3.00*, p 0.043)"]

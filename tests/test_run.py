@@ -272,3 +272,15 @@ def test_no_module_writes_a_runs_flags_after_parsing(tmp_path, flags):
     assert vars(args) == parsed
     if args.levers == "auto":
         assert record["args"]["channels_last"] is False and record["levers"]["choice"] == "fp32"
+
+
+def test_a_closed_stdout_does_not_lose_the_run_and_no_bar_goes_into_a_pipe(tmp_path):
+    """`python main.py ... | head`: the reader leaves before the run ends; the run finishes and writes its line."""
+    process = subprocess.Popen([sys.executable, "main.py", "--model", "der", "--buffer_size", "20", "--results_path",
+                                str(tmp_path / "results")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Task 1/5" not in err, err
+    assert len(read_records(tmp_path / "results")) == 1

@@ -312,6 +312,55 @@ def test_ctrl_c_ends_a_sweep_within_seconds_and_the_rerun_completes(tmp_path):
     assert len(records) == 20 and len({r["key_hash"] for r in records}) == 20
 
 
+def test_sigterm_to_the_driver_ends_its_workers_and_the_rerun_completes(tmp_path):
+    """What a cluster scheduler sends to the sweep's process alone: the workers end with it (none orphaned)."""
+    results = tmp_path / "results"
+    argv = ["--results_path", str(results), "--grid", "model=der", "mask=ninf", "seed=0-19", "--", *DIGITS]
+    driver = subprocess.Popen([sys.executable, "-m", "utils.sweep", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while len(read_records(results)) < 2 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    workers = children_of(driver.pid)
+    assert workers
+    sent = time.time()
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert time.time() - sent < 10
+    assert driver.returncode == 143 and "Traceback" not in err and "terminated;" in err, err
+    deadline = time.time() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+    records = read_records(results)
+    rerun = sweep_cli(*argv)
+    assert rerun.returncode == 0 and f"{len(records)} already in" in rerun.stdout, rerun.stderr
+    assert len(read_records(results)) == 20
+
+
+def children_of(pid):
+    """The process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def alive(pid):
+    """A process that exists and is not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_lost_ray_node_and_a_killed_driver_lose_and_duplicate_nothing(tmp_path):
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster

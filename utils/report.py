@@ -23,14 +23,24 @@ def build_parser():
     parser.add_argument("--columns", nargs="+", default=[], metavar="FLAG",
                         help="with --baseline: one row per cure (what a group changes from its baseline), one "
                              "column per value of the FLAGs (e.g. model, or model buffer_size), cells mean ± std "
-                             "(Δ, * Welch p < 0.05)")
+                             "(Δ, * where the corrected p < 0.05, that p)")
     parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
                         help="keep only matching runs; KEY=V1,V2 keeps runs with any of the values")
     parser.add_argument("--ignore", nargs="+", default=[], metavar="FLAG", help="merge groups over these flags")
     parser.add_argument("--baseline", nargs="+", default=[], metavar="KEY=VALUE",
                         help="compare each group's final Class-IL with the group that differs only in these flags "
-                             "(e.g. mask=none): difference of means and Welch's t-test p; * marks p < 0.05 "
-                             "(not with --pivot)")
+                             "(e.g. mask=none): difference of means with its 95 %% interval, Hedges' g, Welch's "
+                             "t-test p and p corrected for the table's number of tests (--correction); * marks a "
+                             "corrected p < 0.05 (not with --pivot)")
+    parser.add_argument("--correction", choices=("holm", "bh", "none"), default="holm",
+                        help="how --baseline's p-values are corrected for the number of tests in the table: Holm "
+                             "(default; the family-wise error), bh (Benjamini-Hochberg; the false discovery rate) "
+                             "or none")
+    parser.add_argument("--versus", nargs=2, metavar=("CURE", "OTHER"),
+                        help="head to head: each group of one cure beside the group of another with the same flags "
+                             "outside the cures' (model, dataset, buffer, ...), e.g. --versus 'mask=general "
+                             "mask_value=-3' head=fno; each CURE is KEY=VALUE conditions in one argument; Δ, 95 %% "
+                             "interval, g, p and corrected p of --compare")
     parser.add_argument("--compare", default="class_il_final_avg", metavar="METRIC",
                         help="the metric --baseline compares (default: class_il_final_avg; also task_il_final_avg, "
                              "class_il_forgetting, recency_bias, online_acc, anytime_acc, min_acc, wc_acc, "
@@ -66,8 +76,16 @@ def check_options(parser, options):
     if options.compare not in METRIC:
         parser.error(f"argument --compare: {options.compare!r} is not allowed: choose from {', '.join(METRIC)}"
                      f"{did_you_mean(options.compare, METRIC)}")
-    if options.compare != "class_il_final_avg" and not options.baseline:
-        parser.error("argument --compare: not allowed without --baseline, whose comparison it chooses")
+    if options.compare != "class_il_final_avg" and not (options.baseline or options.versus):
+        parser.error("argument --compare: not allowed without --baseline or --versus, whose comparison it chooses")
+    if options.versus and (options.baseline or options.pivot or options.columns or options.format == "csv"):
+        parser.error("argument --versus: not allowed with --baseline, --pivot, --columns or --format csv (one layout "
+                     "at a time)")
+    options.versus = [cure.split() for cure in options.versus] if options.versus else None
+    for cure in options.versus or ():
+        for condition in cure or ["(empty)"]:
+            if "=" not in condition or not condition.partition("=")[0]:
+                parser.error(f"argument --versus: {condition!r} is not KEY=VALUE")
     if options.plots and folder_problem(options.plots):
         parser.error(f"argument --plots: {options.plots!r} is not allowed: {folder_problem(options.plots)}")
 
@@ -112,12 +130,26 @@ def check_flags(parser, records, options):
     named += [("--ignore", name) for name in options.ignore]
     named += [("--baseline", c.partition("=")[0]) for c in options.baseline]
     named += [("--columns", name) for name in options.columns]
+    named += [("--versus", c.partition("=")[0]) for cure in options.versus or () for c in cure]
     for flag, name in named:
         if name not in known:
             parser.error(f"argument {flag}: {name!r} is not a flag of any run in the results"
                          f"{did_you_mean(name, known) or ''}")
     if "seed" in options.ignore:
         parser.error("argument --ignore: 'seed' is not allowed: groups always merge over seeds")
+
+
+def check_where(parser, records, where):
+    """A --where condition that no run holds on its own is named, with the values the runs have and the closest."""
+    from utils.study.groups import matches
+
+    for condition in where:
+        if not any(matches(record, [condition]) for record in records):
+            name, _, wanted = condition.partition("=")
+            values = sorted({str(record["args"].get(name)) for record in records})
+            shown = ", ".join(values[:12]) + (f" and {len(values) - 12} more" if len(values) > 12 else "")
+            parser.error(f"argument --where: no run has {condition} ({name} there: {shown})"
+                         f"{did_you_mean(wanted, values)}")
 
 
 def check_baseline(parser, groups, baseline):
@@ -129,7 +161,18 @@ def check_baseline(parser, groups, baseline):
         if not any(matches_any(g.flags.get(name), wanted) for g in groups):
             values = sorted({str(g.flags.get(name)) for g in groups})
             parser.error(f"argument --baseline: no run in the table has {condition} ({name} there: "
-                         f"{', '.join(values)})")
+                         f"{', '.join(values)}){did_you_mean(wanted, values)}")
+
+
+NEEDS = {"anytime_acc": "--eval_every", "min_acc": "--eval_every", "wc_acc": "--eval_every",
+         "stability_gap": "--eval_every", "class_il_fwt": "--eval_future"}
+
+
+def check_compared(parser, groups, compared):
+    """--compare names a figure that some run of the table has."""
+    if compared != "class_il_final_avg" and all(g.mean_std(compared)[0] is None for g in groups):
+        needs = f"; runs record it with {NEEDS[compared]}" if compared in NEEDS else ""
+        parser.error(f"argument --compare: no run in the table has {compared}{needs}")
 
 
 def main(argv=None):
@@ -137,27 +180,54 @@ def main(argv=None):
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     check_options(parser, options)
     from utils.study.groups import build_groups
-    from utils.study.tables import CellTaken, column_rows, csv_table, group_rows, pivot_rows, render
+    from utils.study.tables import (
+        Ambiguous,
+        CellTaken,
+        column_rows,
+        comparisons,
+        csv_table,
+        group_rows,
+        pivot_rows,
+        render,
+        tests_note,
+        versus_rows,
+    )
 
     records = read_runs(parser, options)
     check_flags(parser, records, options)
     groups = build_groups(records, options.ignore, options.where)
     if not groups:
-        parser.error(f"no runs match --where {' '.join(options.where)}")
+        check_where(parser, records, options.where)
+        parser.error(f"no runs match --where {' '.join(options.where)} together")
     check_baseline(parser, groups, options.baseline)
+    check_compared(parser, groups, options.compare)
+    found = comparisons(groups, options.baseline, options.compare, options.correction) if options.baseline else None
     if options.format == "csv":
-        print(csv_table(groups, options.baseline, options.compare), end="")
+        print(csv_table(groups, options.baseline, options.compare, found), end="")
     else:
         latex = options.format == "latex"
         try:
-            headers, rows = (pivot_rows(groups, latex) if options.pivot
-                             else column_rows(groups, options.columns, options.baseline, options.compare, latex)
-                             if options.columns else group_rows(groups, options.baseline, latex, options.compare))
+            if options.versus:
+                headers, rows, found = versus_rows(groups, *options.versus, options.compare, latex, options.correction)
+                if not rows:
+                    parser.error(f"argument --versus: no group of {' '.join(options.versus[0])} has a group of "
+                                 f"{' '.join(options.versus[1])} with the same other flags")
+            else:
+                headers, rows = (pivot_rows(groups, latex) if options.pivot
+                                 else column_rows(groups, options.columns, options.baseline, options.compare, latex,
+                                                  found)
+                                 if options.columns else group_rows(groups, options.baseline, latex, options.compare,
+                                                                    found))
         except CellTaken as error:
             parser.error(f"argument --columns: {error}; keep one with --where or merge with --ignore")
+        except Ambiguous as error:
+            parser.error(f"argument --versus: {error}; name the flag that tells them apart in the cure")
         print(render(headers, rows, options.format))
         runs = sum(g.n for g in groups)
         print(f"\n{STD_NOTE}; {count(runs, 'run')} in {count(len(groups), 'group')}")
+        if found:
+            reference = f"the {' '.join(options.versus[1])} group" if options.versus else "the baseline"
+            print(tests_note(found, options.correction, columns=bool(options.columns), reference=reference))
     if options.plots:
         write_plots(parser, groups, options.plots)
     return 0

@@ -13,7 +13,7 @@ import time
 
 from tqdm import tqdm
 
-from utils.plumbing.console import announced_interrupt, command_line, count
+from utils.plumbing.console import announced_interrupt, bars_allowed, command_line, count
 from utils.plumbing.parser import ArgumentParser, positive_int
 from utils.study.grid import GridError, block_runs, check_flag_places, load_grid_file, parse_inline
 
@@ -180,7 +180,7 @@ def run_sweep(options, name, todo, driver_hash, results_file):
     from utils.plumbing.results_file import append_line
 
     failures, retried, written = [], [], []
-    bar = tqdm(total=len(todo), desc=f"sweep {name}", unit="run", dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc=f"sweep {name}", unit="run", dynamic_ncols=True, disable=not bars_allowed())
 
     def on_result(run_argv, outcome):
         if "record" in outcome:
@@ -208,12 +208,12 @@ def run_sweep(options, name, todo, driver_hash, results_file):
         with announced_interrupt(f"{PROG}: stopping: ending the runs in progress (finished runs are on disk)"):
             dispatch(options, todo, name, on_result, on_retry)
         bar.close()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         bar.close()
-        print(f"{PROG}: interrupted; {count(len(written), 'finished run')} of this sweep "
-              f"{'is' if len(written) == 1 else 'are'} in {results_file}; run the same command to resume",
-              file=sys.stderr)
-        return 130
+        print(f"{PROG}: {'terminated' if getattr(error, 'status', 130) == 143 else 'interrupted'}; "
+              f"{count(len(written), 'finished run')} of this sweep {'is' if len(written) == 1 else 'are'} in "
+              f"{results_file}; run the same command to resume", file=sys.stderr)
+        return getattr(error, "status", 130)
     retries = f", {count(len({tuple(a) for a in retried}), 'run')} retried" if retried else ""
     print(f"sweep {name}: {count(len(todo) - len(failures), 'run')} done, {len(failures)} failed{retries}, "
           f"{time.perf_counter() - start:.1f} s")

@@ -16,6 +16,7 @@ from utils.core.metrics import old_new_accuracy, recency_bias, summarize, task_c
 from utils.core.stability import summarize_stability
 from utils.core.tasks import task_of
 from utils.plumbing.checkpoint import rng_states, save_checkpoint, set_rng_states
+from utils.plumbing.console import bars_allowed
 from utils.plumbing.event_log import EventLog
 from utils.plumbing.identity import default_checkpoint_dir
 from utils.plumbing.record import json_safe
@@ -114,7 +115,8 @@ class Trainer:
             position.task_started, position.epoch, position.step, position.order = True, 0, 0, None
         n_batches = -(-len(indices) // args.batch_size)
         bar = tqdm(total=args.n_epochs * n_batches, initial=position.epoch * n_batches + position.step,
-                   desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet, leave=False, dynamic_ncols=True)
+                   desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet or not bars_allowed(), leave=False,
+                   dynamic_ncols=True)
         while position.epoch < args.n_epochs:
             if position.order is None:
                 position.order = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]

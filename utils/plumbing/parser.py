@@ -27,6 +27,17 @@ class ArgumentParser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(
             r"^-(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity)$", re.I)
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a misspelt flag gets the closest one: "argument --basline: no such flag; did you mean
+        '--baseline'?"."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        flags = [token.split("=", 1)[0] for token in extras if token.startswith("-")]
+        if flags:
+            self.error(f"argument {flags[0]}: no such flag{did_you_mean(flags[0], self.options()) or ''}")
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
     def error(self, message):
         if self.raise_errors:
             raise FlagError(message)

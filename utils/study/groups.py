@@ -1,5 +1,5 @@
-"""Results lines -> groups of runs that differ only in seed, and their statistics: mean, sample std
-(n−1), n, and Welch's t-test against a baseline group."""
+"""Results lines -> groups of runs that differ only in seed: mean, sample std (n−1) and n of each figure, and
+the baseline group of each (the tests between them: utils/study/statistics.py)."""
 import json
 import math
 
@@ -145,14 +145,3 @@ def baseline_of(group, groups, baseline):
         if all(candidate.flags.get(name) in (None, value) for name, value in group.flags.items() if name not in wanted):
             return candidate
     return None
-
-
-def welch(first, second):
-    """(difference of means, two-sided Welch t-test p) of two samples; p is None below 2 runs each."""
-    from scipy import stats
-
-    difference = float(np.mean(first) - np.mean(second))
-    if len(first) < 2 or len(second) < 2:
-        return difference, None
-    p = stats.ttest_ind(first, second, equal_var=False).pvalue
-    return difference, (None if math.isnan(p) else float(p))

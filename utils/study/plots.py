@@ -85,15 +85,28 @@ def model_panels(groups, width):
         yield dataset, buffer_size, figure, members, panels
 
 
-def band(axis, x, values, group, **style):
-    """The mean over runs (rows of `values`) as a line labelled with the group's mask, ± the sample std."""
+PERCENT = (0, 100)
+
+
+def band(axis, x, values, group, limits=PERCENT, **style):
+    """The mean over runs (rows of `values`) as a line labelled with the group's mask, ± the sample std, the band
+    clipped to the values the quantity can take (`limits`: 0–100 % for an accuracy; None for an open side)."""
     mean = values.mean(axis=0)
     std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
     axis.plot(x, mean, label=f"{mask_label(group.flags)} (n={group.n})", **style)
-    axis.fill_between(x, mean - std, mean + std, alpha=0.2)
+    axis.fill_between(x, np.clip(mean - std, *limits), np.clip(mean + std, *limits), alpha=0.2)
 
 
-def task_curves(groups, directory, series, ylabel, prefix):
+def mark_switches(axis, curve):
+    """A dotted line at each task switch of an evaluation curve, labelled with the task that begins there."""
+    for before, after in zip(curve, curve[1:]):
+        if after["task"] != before["task"]:
+            axis.axvline(before["step"], color="grey", linestyle=":", linewidth=1)
+            axis.text(before["step"], 0.98, f" task {after['task'] + 1}", transform=axis.get_xaxis_transform(),
+                      fontsize=6, color="grey", va="top", ha="left")
+
+
+def task_curves(groups, directory, series, ylabel, prefix, limits=PERCENT):
     """One figure per (dataset, buffer size): a panel per model, a line per mask, mean ± std band of a
     per-task series of each run."""
     paths = []
@@ -102,7 +115,7 @@ def task_curves(groups, directory, series, ylabel, prefix):
             for group in lines:
                 curves = group.curves(series)
                 tasks = np.arange(1, curves.shape[1] + 1)
-                band(axis, tasks, curves, group, marker="o")
+                band(axis, tasks, curves, group, limits, marker="o")
             axis.set_title(model)
             axis.set_xlabel("task")
             axis.set_xticks(tasks)
@@ -146,7 +159,8 @@ def mask_value_curves(groups, directory):
 
 def first_task_curves(groups, directory):
     """With --eval_every: task 1's Class-IL accuracy through the stream, a panel per model, a line per mask
-    (mean ± std band over seeds), dotted lines at the task switches; one figure per (dataset, buffer)."""
+    (mean ± std band over seeds, within 0–100 %), labelled dotted lines at the task switches; one figure per
+    (dataset, buffer)."""
     paths = []
     curved = [g for g in groups if all(r.get("eval_curve") for r in g.records)]
     for dataset, buffer_size, figure, _, panels in model_panels(curved, 5):
@@ -155,9 +169,7 @@ def first_task_curves(groups, directory):
                 curve = group.records[0]["eval_curve"]
                 steps = np.array([p["step"] for p in curve])
                 band(axis, steps, group.curves(lambda r: [p["class_il"][0] for p in r["eval_curve"]]), group)
-            for before, after in zip(curve, curve[1:]):
-                if after["task"] != before["task"]:
-                    axis.axvline(before["step"], color="grey", linestyle=":", linewidth=1)
+            mark_switches(axis, curve)
             axis.set_title(model)
             axis.set_xlabel("training step")
             axis.legend(fontsize=7)
@@ -175,6 +187,6 @@ def write_plots(groups, directory):
     with_diagnostics = [g for g in groups if all(r.get("diagnostics") for r in g.records)]
     if with_diagnostics:
         paths += task_curves(with_diagnostics, directory, old_gradient_series,
-                             "stream CE old-class gradient mass Σ|∂L/∂z_old|", "old-grad")
+                             "stream CE old-class gradient mass Σ|∂L/∂z_old|", "old-grad", limits=(0, None))
     paths += first_task_curves(groups, directory)
     return [p for p in paths + mask_value_curves(groups, directory) if p is not None]

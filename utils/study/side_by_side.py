@@ -19,8 +19,8 @@ from scipy import stats
 from tabulate import tabulate
 
 from utils.plumbing.results_file import read_lines
-from utils.study.groups import welch
 from utils.study.runs import unique_runs, where
+from utils.study.statistics import welch
 from utils.study.tables import cell
 
 SETTINGS = {"class-il": "class_il", "task-il": "task_il"}

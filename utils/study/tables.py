@@ -1,12 +1,23 @@
 """Groups -> tables: one row per group (markdown, LaTeX, CSV), the papers' pivot (rows model × mask,
 columns buffer size × setting), or cures × the values of one flag (each cell against its baseline).
-Cells are mean ± sample std (n−1)."""
+Cells are mean ± sample std (n−1); a comparison with a baseline gives the difference of means with its 95 %
+confidence interval, Hedges' g, Welch's p and that p corrected for the number of tests in the table."""
 import csv
 import io
+from typing import NamedTuple
 
 from tabulate import tabulate
 
-from utils.study.groups import METRICS, OPTIONAL, baseline_of, is_baseline, welch
+from utils.study.groups import METRICS, OPTIONAL, baseline_of, is_baseline, matches_any
+from utils.study.statistics import (
+    CORRECTION_NAMES,
+    CORRECTIONS,
+    LEVEL,
+    difference_interval,
+    hedges_g,
+    mean_interval,
+    welch,
+)
 
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
           "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
@@ -52,58 +63,111 @@ def mask_label(flags):
     return flags.get("mask", "?") if value is None else f"{flags.get('mask')} (m={value})"
 
 
-def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg"):
-    """(headers, rows) of the one-row-per-group table, with the baseline comparison of `compared` when asked."""
+class Comparison(NamedTuple):
+    """A group against its baseline: the difference of means (or "baseline", "no baseline", "n/a" where a run
+    lacks the metric), Welch's p, p corrected over the table's tests, the difference's 95 % interval, Hedges' g."""
+    difference: object
+    p: float = None
+    adjusted: float = None
+    interval: tuple = None
+    g: float = None
+
+    @property
+    def significant(self):
+        return self.adjusted is not None and self.adjusted < SIGNIFICANT
+
+
+def comparisons(groups, baseline, compared="class_il_final_avg", correction="holm"):
+    """{id(group): Comparison} of every group against its baseline on `compared`, the p-values corrected over
+    the table's tests (every group with a p)."""
+    found = {}
+    for group in groups:
+        reference = baseline_of(group, groups, baseline)
+        mine = group.values(compared)
+        theirs = None if reference is None else reference.values(compared)
+        if reference is None:
+            found[id(group)] = Comparison("baseline" if is_baseline(group, baseline) else "no baseline")
+        elif mine is None or theirs is None:
+            found[id(group)] = Comparison("n/a")
+        else:
+            found[id(group)] = Comparison(*welch(mine, theirs), None, difference_interval(mine, theirs),
+                                          hedges_g(mine, theirs))
+    keys = list(found)
+    adjusted = CORRECTIONS[correction]([found[key].p for key in keys])
+    return {key: found[key]._replace(adjusted=value) for key, value in zip(keys, adjusted)}
+
+
+def tests_note(found, correction, columns=False, reference="the baseline"):
+    """The line under a table with comparisons: what Δ (with g and intervals, except in the --columns layout) and *
+    are, and over how many tests p was corrected (the CSV's p_corrected and the --format csv layout have it too)."""
+    tests = sum(c.p is not None for c in found.values())
+    plural = "" if tests == 1 else "s"
+    what = ("p not corrected" if correction == "none"
+            else f"p corrected by {CORRECTION_NAMES[correction]} over {tests} test{plural}")
+    delta = (f"Δ: difference of means from {reference}" if columns else
+             f"Δ: difference of means from {reference} with its {LEVEL:.0%} confidence interval (Welch); g: Hedges' g")
+    return f"{delta}; * p < {SIGNIFICANT} after correction ({what})"
+
+
+def interval_text(interval, digits=".2f"):
+    return "n/a" if interval is None else f"[{interval[0]:{digits}}, {interval[1]:{digits}}]"
+
+
+def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", found=None):
+    """(headers, rows) of the one-row-per-group table, with the baseline comparison of `compared` (`found`:
+    comparisons()) when asked: the compared mean's 95 % interval, Δ, its interval, g, p and corrected p."""
     flags = shown_flags(groups)
     metrics = [name for name, _ in METRICS
                if name not in OPTIONAL or any(g.mean_std(name)[0] is not None for g in groups)]
     headers = flags + ["n"] + [LABELS[name] for name in metrics]
     if baseline:
-        headers += [f"Δ {LABELS[compared]} vs {' '.join(baseline)}", "p (Welch)"]
+        headers += [f"{LEVEL:.0%} CI", f"Δ {LABELS[compared]} vs {' '.join(baseline)}", f"{LEVEL:.0%} CI of Δ", "g",
+                    "p (Welch)", "p (corrected)"]
     rows = []
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
         row = [group.flags.get(f) for f in flags] + [group.n]
         row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name in metrics]
         if baseline:
-            row += comparison_cells(*comparison(group, groups, baseline, compared))
+            values = group.values(compared)
+            row += [interval_text(None if values is None else mean_interval(values))]
+            row += comparison_cells(found[id(group)])
         rows.append(row)
     return headers, rows
 
 
-def comparison(group, groups, baseline, compared="class_il_final_avg"):
-    """(difference of the groups' means of `compared`, Welch p) against the group's baseline; a difference
-    of "baseline" for a baseline group itself, "no baseline" where there is none, "n/a" where a run lacks
-    the metric."""
-    reference = baseline_of(group, groups, baseline)
-    if reference is None:
-        return ("baseline" if is_baseline(group, baseline) else "no baseline"), None
-    mine, theirs = group.values(compared), reference.values(compared)
-    return ("n/a", None) if mine is None or theirs is None else welch(mine, theirs)
-
-
-def comparison_cells(difference, p):
-    if isinstance(difference, str):
-        return [difference, ""]
-    mark = "*" if p is not None and p < SIGNIFICANT else ""
-    return [f"{difference:+.2f}{mark}", "n/a" if p is None else f"{p:.3g}"]
+def comparison_cells(comparison):
+    if isinstance(comparison.difference, str):
+        return [comparison.difference, "", "", "", ""]
+    return [f"{comparison.difference:+.2f}{'*' if comparison.significant else ''}",
+            interval_text(comparison.interval), "n/a" if comparison.g is None else f"{comparison.g:.2f}",
+            "n/a" if comparison.p is None else f"{comparison.p:.3g}",
+            "n/a" if comparison.adjusted is None else f"{comparison.adjusted:.3g}"]
 
 
 def delta_column(compared):
     return "class_il_delta" if compared == "class_il_final_avg" else f"{compared}_delta"
 
 
-def csv_table(groups, baseline=(), compared="class_il_final_avg"):
-    """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, and with
-    a baseline the difference of `compared` (class_il_delta by default: a number, "baseline" or "no
-    baseline") and p_welch."""
+def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
+    """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, <metric>_ci_low,
+    <metric>_ci_high (95 %), and with a baseline the difference of `compared` (class_il_delta by default: a
+    number, "baseline" or "no baseline"), its interval, Hedges' g, p_welch and p_corrected."""
     flags = sorted({name for g in groups for name in g.flags})
     out = io.StringIO()
     writer = csv.writer(out)
-    extra = [delta_column(compared), "p_welch"] if baseline else []
-    writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std")] + extra)
+    delta = delta_column(compared)
+    extra = [delta, f"{delta}_ci_low", f"{delta}_ci_high", "hedges_g", "p_welch", "p_corrected"] if baseline else []
+    writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std", "ci_low", "ci_high")]
+                    + extra)
     for group in groups:
-        stats = [v for name, _ in METRICS for v in group.mean_std(name)]
-        stats += list(comparison(group, groups, baseline, compared)) if baseline else []
+        stats = []
+        for name, _ in METRICS:
+            values = group.values(name)
+            interval = None if values is None else mean_interval(values)
+            stats += [*group.mean_std(name), *(interval or (None, None))]
+        if baseline:
+            c = found[id(group)]
+            stats += [c.difference, *(c.interval or (None, None)), c.g, c.p, c.adjusted]
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
@@ -145,11 +209,13 @@ def cure_label(group, groups, baseline):
                     if value is not None and reference.flags.get(name) != value)
 
 
-def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=False):
+def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=False, found=None):
     """Rows: what each group changes from its baseline (the baseline first); columns: the values of the
     flags `columns` (e.g. model, or model and buffer_size); cells: mean ± std of `compared`, then the
-    difference from the baseline of the same column with * where Welch p < 0.05, and n where it is not the
-    table's largest. Raises CellTaken when two groups would share a cell (another flag varies: filter it)."""
+    difference from the baseline of the same column with * where the corrected p < 0.05 and that p (`found`:
+    comparisons()),
+    and n where it is not the table's largest. Raises CellTaken when two groups would share a cell (another flag
+    varies: filter it)."""
     def column_of(group):
         return tuple(group.flags.get(name) for name in columns)
     values = sorted({column_of(g) for g in groups}, key=lambda v: [natural(x) for x in v])
@@ -165,9 +231,10 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
         mean, std = group.mean_std(compared)
         digits = DIGITS.get(compared, ".2f")
         text = cell(mean, std, latex, digits)
-        difference, p = comparison(group, groups, baseline, compared)
-        if not isinstance(difference, str):
-            text += f" ({difference:+{digits}}{'*' if p is not None and p < SIGNIFICANT else ''})"
+        compared_to = found[id(group)]
+        if not isinstance(compared_to.difference, str):
+            p = "" if compared_to.adjusted is None else f", p {compared_to.adjusted:.2g}"
+            text += f" ({compared_to.difference:+{digits}}{'*' if compared_to.significant else ''}{p})"
         if group.n != most:
             text += f", n = {group.n}"
         cells[value] = (text, describe(group, groups))
@@ -175,6 +242,61 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
     labels = sorted(table, key=lambda label: (label != first, label))
     headers = [f"{LABELS[compared]} vs {first}"] + [title(columns, v) for v in values]
     return headers, [[label] + [table[label].get(v, ("—",))[0] for v in values] for label in labels]
+
+
+class Ambiguous(ValueError):
+    """A group of one cure has more than one group of the other cure in its cell."""
+
+
+def cure_flags():
+    """The flags that make a cure: the mask, its scopes and value, the head, the calibration, and every registered
+    mask's and calibration's own flags."""
+    from utils.plumbing.cli import entry_options
+
+    own = {option.lstrip("-") for registry, _, options in entry_options() if registry.kind in ("mask", "calibration")
+           for option in options}
+    return {"mask", "mask_value", "mask_scope", "mask_buffer", "buffer_scope", "head", "calibration"} | own
+
+
+def versus_rows(groups, first, second, compared="class_il_final_avg", latex=False, correction="holm"):
+    """(headers, rows, comparisons) of the head-to-head layout: each group of cure `first` (KEY=VALUE conditions)
+    beside the group of cure `second` that has the same flags outside the cures' (model, dataset, buffer, lr,
+    ...), then Δ, its 95 % interval, g, p and p corrected over the rows. Raises Ambiguous when a cell holds two
+    groups of the second cure (they differ in a cure flag the command does not name)."""
+    free = cure_flags()
+
+    def holds(group, conditions):
+        return all(matches_any(group.flags.get(k), v) for k, _, v in (c.partition("=") for c in conditions))
+
+    def outside(group):
+        return {name: value for name, value in group.flags.items() if name not in free and value is not None}
+    rows, found = [], {}
+    for group in sorted((g for g in groups if holds(g, first) and not holds(g, second)),
+                        key=lambda g: describe(g, groups)):
+        others = [g for g in groups if g is not group and holds(g, second) and outside(g) == outside(group)]
+        if len(others) > 1:
+            raise Ambiguous(f"{describe(group, groups)} has {len(others)} groups of {' '.join(second)} beside it: "
+                            + "; ".join(describe(g, groups) for g in others))
+        if not others:
+            continue
+        mine, theirs = group.values(compared), others[0].values(compared)
+        found[id(group)] = (Comparison("n/a") if mine is None or theirs is None else
+                            Comparison(*welch(mine, theirs), None, difference_interval(mine, theirs),
+                                       hedges_g(mine, theirs)))
+        rows.append((group, others[0]))
+    keys = list(found)
+    adjusted = CORRECTIONS[correction]([found[key].p for key in keys])
+    found = {key: found[key]._replace(adjusted=value) for key, value in zip(keys, adjusted)}
+    shown = [name for name in shown_flags(groups) if name not in free]
+    digits = DIGITS.get(compared, ".2f")
+    headers = shown + [f"{' '.join(first)}", f"{' '.join(second)}", f"Δ {LABELS[compared]}", f"{LEVEL:.0%} CI of Δ",
+                       "g", "p (Welch)", "p (corrected)"]
+    table = []
+    for group, other in rows:
+        table.append([group.flags.get(name) for name in shown]
+                     + [cell(*g.mean_std(compared), latex, digits) + f" (n={g.n})" for g in (group, other)]
+                     + comparison_cells(found[id(group)]))
+    return headers, table, found
 
 
 def natural(value):

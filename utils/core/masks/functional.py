@@ -92,9 +92,14 @@ def label_kept(keep, labels):
     return keep.bool().scatter(1, labels[:, None], True)
 
 
+def at_least_fp32(logits):
+    """bf16 and fp16 logits (under --amp) as fp32; fp32 and fp64 as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def masked_logits(logits, keep, mask):
     """mask(z, keep), keep already holding each row's label, computed in fp32 at least (fp64 stays fp64)."""
-    return mask(logits.to(torch.promote_types(logits.dtype, torch.float32)), keep)
+    return mask(at_least_fp32(logits), keep)
 
 
 def masked_cross_entropy(logits, labels, keep, mask):
