@@ -213,3 +213,23 @@ def test_lodes_extra_term_and_the_buffer_loss_keep_fp64_logits_fp64():
     assert loss.dtype == torch.float64 and loss.item() == direct.item()
     buffer = ContinualModel.buffer_loss(model, z, LABELS)
     assert buffer.dtype == torch.float64 and buffer.item() == torch.nn.functional.cross_entropy(z, LABELS).item()
+
+
+def test_las_is_the_authors_form_and_las_stream_the_stream_rows_alone(tmp_path, capsys):
+    """`las` adjusts ER's replay rows too (the authors' ER-LAS), `las_stream` the stream rows alone; on DER, which
+    has no cross-entropy on buffer rows, the two are one computation; each form refuses the other's --mask_buffer."""
+    flags = ["--buffer_size", "20", "--n_epochs", "1"]
+    authors = run_main(tmp_path / "a", "--model", "er", "--mask", "las", *flags)
+    stream = run_main(tmp_path / "s", "--model", "er", "--mask", "las_stream", *flags)
+    asked = run_main(tmp_path / "b", "--model", "er", "--mask", "las_stream", "--tau", "0", *flags)
+    assert authors["args"]["mask_buffer"] is True and stream["args"]["mask_buffer"] is False
+    assert authors["class_il"]["matrix"] != stream["class_il"]["matrix"]
+    plain = run_main(tmp_path / "p", "--model", "er", *flags)
+    assert asked["class_il"]["matrix"] == plain["class_il"]["matrix"]  # τ = 0: no adjustment anywhere
+    der = [run_main(tmp_path / name, "--model", "der", "--mask", name, *flags) for name in ("las", "las_stream")]
+    assert der[0]["args"]["mask_buffer"] is False and der[0]["class_il"]["matrix"] == der[1]["class_il"]["matrix"]
+    for refused, hint in ((["--mask", "las_stream", "--mask_buffer"], "--mask las adjusts the replay rows too"),
+                          (["--mask", "las", "--no-mask_buffer"], "--mask las_stream is the form")):
+        with pytest.raises(SystemExit) as exit_info:
+            main.main(["--model", "er", "--buffer_size", "20", *refused])
+        assert exit_info.value.code == 2 and hint in capsys.readouterr().err

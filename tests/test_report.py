@@ -165,6 +165,30 @@ def test_misspelt_flags_and_values_get_the_closest_name(results, capsys):
                                                                              "mask=general")
 
 
+def test_a_baseline_not_above_fine_tuning_is_flagged_and_the_floor_shown(tmp_path, capsys):
+    """der without a mask at the floor (41, 42, 43 against sgd's 40, 42, 44: equal means, p 1), derpp well above it
+    (60, 61, 62); the floor is found among all runs, --where notwithstanding."""
+    runs = [record("sgd", "none", None, s, 40.0 + 2 * s) for s in range(3)]
+    for model, base in (("der", 41.0), ("derpp", 60.0)):
+        runs += [record(model, "none", None, s, base + s) for s in range(3)]
+        runs += [record(model, "ninf", None, s, base + 10 + s) for s in range(3)]
+    for run in runs:
+        run["args"].update(n_epochs=1, batch_size=10)
+    path = write(tmp_path / "r.jsonl", runs)
+    out = table(capsys, path, "--where", "model=der,derpp", "--baseline", "mask=none", "--columns", "model").out
+    cells = cells_of(out)
+    assert cells["mask=none"] == ["42.00 ± 1.00 †", "61.00 ± 1.00"]
+    assert cells["sgd (fine-tuning floor)"] == ["42.00 ± 2.00", "42.00 ± 2.00"]
+    assert ("† baseline model=der dataset=seq-digits mask=none buffer_size=20: NOT above sgd 42.00 ± 2.00 (+0.00, p 1)"
+            in out)
+    rows = {r["model"]: r for r in csv_rows(capsys, path, "--where", "mask=none", "--baseline", "mask=none")}
+    assert rows["derpp"]["baseline_health"].startswith("above sgd 42.00 ± 2.00 (+19.00, p 0.000")
+    assert rows["sgd"]["baseline_health"] == "the fine-tuning floor itself"
+    lonely = write(tmp_path / "lonely.jsonl", [run for run in runs if run["model"] != "sgd"])
+    out = table(capsys, lonely, "--baseline", "mask=none", "--columns", "model").out
+    assert "sgd (fine-tuning floor)" not in out and "baselines not checked against fine-tuning" in out
+
+
 def test_ignore_merges_and_where_filters(results, capsys):
     rows = csv_rows(capsys, results, "--ignore", "lr", "--where", "model=der", "mask=none")
     assert len(rows) == 1 and rows[0]["n"] == "4" and "lr" not in rows[0]

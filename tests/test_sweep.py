@@ -142,7 +142,7 @@ def test_ray_backend_gives_the_local_backend_matrices(tmp_path):
 
 
 def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
-    counts = {"example.yaml": 80, "digits-masks-smnist.yaml": 360, "digits-masks-defaults.yaml": 360,
+    counts = {"example.yaml": 85, "digits-masks-smnist.yaml": 360, "digits-masks-defaults.yaml": 360,
               "digits-cures.yaml": 580, "digits-stability.yaml": 490,
               "mnist5k-study.yaml": 1125, "cifar10-slice-study.yaml": 360,
               "paper-side-by-side.yaml": 20, "paper-protocol.yaml": 360}

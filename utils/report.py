@@ -187,6 +187,7 @@ def main(argv=None):
         comparisons,
         csv_table,
         group_rows,
+        health_note,
         pivot_rows,
         render,
         tests_note,
@@ -201,7 +202,8 @@ def main(argv=None):
         parser.error(f"no runs match --where {' '.join(options.where)} together")
     check_baseline(parser, groups, options.baseline)
     check_compared(parser, groups, options.compare)
-    found = comparisons(groups, options.baseline, options.compare, options.correction) if options.baseline else None
+    found = (comparisons(groups, options.baseline, options.compare, options.correction,
+                         every_group=build_groups(records, options.ignore)) if options.baseline else None)
     if options.format == "csv":
         print(csv_table(groups, options.baseline, options.compare, found), end="")
     else:
@@ -228,6 +230,8 @@ def main(argv=None):
         if found:
             reference = f"the {' '.join(options.versus[1])} group" if options.versus else "the baseline"
             print(tests_note(found, options.correction, columns=bool(options.columns), reference=reference))
+            for line in health_note(groups, found):
+                print(line)
     if options.plots:
         write_plots(parser, groups, options.plots)
     return 0

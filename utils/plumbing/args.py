@@ -106,8 +106,10 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     mask.add_argument("--calibration", choices=calibrations, default="none",
                       help="a correction of recency bias at task ends or at evaluation, for replay models "
                            "(default: none)")
-    mask.add_argument("--mask_buffer", action="store_true",
-                      help="also mask the buffer cross-entropy terms (with --buffer_scope)")
+    mask.add_argument("--mask_buffer", action=argparse.BooleanOptionalAction,
+                      help="also mask the buffer cross-entropy terms (with --buffer_scope); default: on for a mask "
+                           "its authors apply to the replay rows too (las) where the model has a buffer "
+                           "cross-entropy, off otherwise")
     mask.add_argument("--buffer_scope", choices=scope_names("BUFFER_SCOPES"), default="task",
                       help="classes a buffer row keeps under --mask_buffer: task (its own task's) or past (every "
                            "task before the current one: SS-IL's replay softmax, Ahn et al. 2021) (default: task)")

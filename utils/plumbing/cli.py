@@ -140,6 +140,7 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
     resolve_buffer(parser, args, model_cls)
     resolve_mask_value(parser, args)
+    resolve_mask_buffer(parser, args, model_cls)
     check_buffer_scope(parser, args, model_cls)
     check_calibration(parser, args, model_cls)
     resolve_device(parser, args, argv, dataset_cls)
@@ -204,6 +205,23 @@ def check_calibration(parser, args, model_cls):
     if heads and args.head not in heads:
         parser.error(f"argument --calibration: {args.calibration!r} is not allowed with --head {args.head}: it is "
                      f"defined for the {', '.join(heads)} head")
+
+
+def resolve_mask_buffer(parser, args, model_cls):
+    """--mask_buffer as the mask's authors use it (Mask.REPLAY): on by default for a mask applied to the replay rows
+    too, where the model has a buffer cross-entropy; refused with a form defined on the stream rows alone, and
+    turned off for a mask whose authors always apply it to replay rows (that form has its own name)."""
+    from utils.core.masks import MASKS
+
+    replay = MASKS.get(args.mask).REPLAY
+    if replay == "never" and args.mask_buffer:
+        parser.error(f"argument --mask_buffer: not allowed with --mask {args.mask}, which adjusts the stream rows "
+                     f"alone; --mask {args.mask.removesuffix('_stream')} adjusts the replay rows too")
+    if replay == "always" and args.mask_buffer is False and model_cls.BUFFER_CE:
+        parser.error(f"argument --no-mask_buffer: not allowed with --mask {args.mask}, which its authors apply to "
+                     f"the replay rows too; --mask {args.mask}_stream is the form on the stream rows alone")
+    if args.mask_buffer is None:
+        args.mask_buffer = replay == "always" and model_cls.BUFFER_CE
 
 
 def check_buffer_scope(parser, args, model_cls):

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from tabulate import tabulate
 
 from utils.study.groups import METRICS, OPTIONAL, baseline_of, is_baseline, matches_any
+from utils.study.health import FLOOR_MODEL, health
 from utils.study.statistics import (
     CORRECTION_NAMES,
     CORRECTIONS,
@@ -24,6 +25,7 @@ LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "cla
           "grad_old": "old-class grad", "online_acc": "online acc", "anytime_acc": "anytime acc",
           "min_acc": "min-ACC", "wc_acc": "WC-ACC", "stability_gap": "stability gap"}
 SIGNIFICANT = 0.05
+UNHEALTHY = "†"  # a baseline not above the fine-tuning floor beyond noise
 LATEX_PM = "$\\pm$"
 
 
@@ -71,22 +73,30 @@ class Comparison(NamedTuple):
     adjusted: float = None
     interval: tuple = None
     g: float = None
+    health: object = None  # a baseline group's Health (utils/study/health.py) against the fine-tuning floor
+
+    @property
+    def unhealthy(self):
+        return self.health is not None and self.health.healthy is False
 
     @property
     def significant(self):
         return self.adjusted is not None and self.adjusted < SIGNIFICANT
 
 
-def comparisons(groups, baseline, compared="class_il_final_avg", correction="holm"):
+def comparisons(groups, baseline, compared="class_il_final_avg", correction="holm", every_group=()):
     """{id(group): Comparison} of every group against its baseline on `compared`, the p-values corrected over
-    the table's tests (every group with a p)."""
+    the table's tests (every group with a p); each baseline group's health against the fine-tuning floor found
+    among `every_group` (all the runs read, before --where)."""
     found = {}
     for group in groups:
         reference = baseline_of(group, groups, baseline)
         mine = group.values(compared)
         theirs = None if reference is None else reference.values(compared)
-        if reference is None:
-            found[id(group)] = Comparison("baseline" if is_baseline(group, baseline) else "no baseline")
+        if reference is None and is_baseline(group, baseline):
+            found[id(group)] = Comparison("baseline", health=health(group, every_group))
+        elif reference is None:
+            found[id(group)] = Comparison("no baseline")
         elif mine is None or theirs is None:
             found[id(group)] = Comparison("n/a")
         else:
@@ -107,6 +117,24 @@ def tests_note(found, correction, columns=False, reference="the baseline"):
     delta = (f"Δ: difference of means from {reference}" if columns else
              f"Δ: difference of means from {reference} with its {LEVEL:.0%} confidence interval (Welch); g: Hedges' g")
     return f"{delta}; * p < {SIGNIFICANT} after correction ({what})"
+
+
+def health_note(groups, found):
+    """Lines under a table with a baseline: each baseline not above the fine-tuning floor of its dataset and
+    protocol beyond noise (†, with the floor, Δ and p), and the baselines that could not be checked."""
+    lines, unchecked = [], []
+    for group in groups:
+        compared = found.get(id(group))
+        if compared is None or compared.health is None or compared.health.text() == "the fine-tuning floor itself":
+            continue
+        if compared.unhealthy:
+            lines.append(f"{UNHEALTHY} baseline {describe(group, groups)}: {compared.health.text()}; a gain over it "
+                         f"is no finding about a working method")
+        elif compared.health.healthy is None:
+            unchecked.append(f"{describe(group, groups)} ({compared.health.text()})")
+    if unchecked:
+        lines.append(f"baselines not checked against fine-tuning: {'; '.join(unchecked)}")
+    return lines
 
 
 def interval_text(interval, digits=".2f"):
@@ -137,7 +165,7 @@ def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", 
 
 def comparison_cells(comparison):
     if isinstance(comparison.difference, str):
-        return [comparison.difference, "", "", "", ""]
+        return [comparison.difference + (f" {UNHEALTHY}" if comparison.unhealthy else ""), "", "", "", ""]
     return [f"{comparison.difference:+.2f}{'*' if comparison.significant else ''}",
             interval_text(comparison.interval), "n/a" if comparison.g is None else f"{comparison.g:.2f}",
             "n/a" if comparison.p is None else f"{comparison.p:.3g}",
@@ -151,12 +179,14 @@ def delta_column(compared):
 def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
     """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, <metric>_ci_low,
     <metric>_ci_high (95 %), and with a baseline the difference of `compared` (class_il_delta by default: a
-    number, "baseline" or "no baseline"), its interval, Hedges' g, p_welch and p_corrected."""
+    number, "baseline" or "no baseline"), its interval, Hedges' g, p_welch, p_corrected and, for a baseline
+    group, its health against the fine-tuning floor (utils/study/health.py)."""
     flags = sorted({name for g in groups for name in g.flags})
     out = io.StringIO()
     writer = csv.writer(out)
     delta = delta_column(compared)
-    extra = [delta, f"{delta}_ci_low", f"{delta}_ci_high", "hedges_g", "p_welch", "p_corrected"] if baseline else []
+    extra = ([delta, f"{delta}_ci_low", f"{delta}_ci_high", "hedges_g", "p_welch", "p_corrected", "baseline_health"]
+             if baseline else [])
     writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std", "ci_low", "ci_high")]
                     + extra)
     for group in groups:
@@ -167,7 +197,8 @@ def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
             stats += [*group.mean_std(name), *(interval or (None, None))]
         if baseline:
             c = found[id(group)]
-            stats += [c.difference, *(c.interval or (None, None)), c.g, c.p, c.adjusted]
+            stats += [c.difference, *(c.interval or (None, None)), c.g, c.p, c.adjusted,
+                      None if c.health is None else c.health.text()]
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
@@ -220,7 +251,7 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
         return tuple(group.flags.get(name) for name in columns)
     values = sorted({column_of(g) for g in groups}, key=lambda v: [natural(x) for x in v])
     most = max(g.n for g in groups)
-    table = {}
+    table, floors = {}, {}
     for group in groups:
         label = cure_label(group, groups, baseline)
         cells = table.setdefault(label, {})
@@ -232,6 +263,10 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
         digits = DIGITS.get(compared, ".2f")
         text = cell(mean, std, latex, digits)
         compared_to = found[id(group)]
+        if compared_to.unhealthy:
+            text += f" {UNHEALTHY}"
+        if compared_to.health is not None and compared_to.health.floor is not None:
+            floors[value] = compared_to.health.floor
         if not isinstance(compared_to.difference, str):
             p = "" if compared_to.adjusted is None else f", p {compared_to.adjusted:.2g}"
             text += f" ({compared_to.difference:+{digits}}{'*' if compared_to.significant else ''}{p})"
@@ -241,7 +276,13 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
     first = " ".join(baseline)
     labels = sorted(table, key=lambda label: (label != first, label))
     headers = [f"{LABELS[compared]} vs {first}"] + [title(columns, v) for v in values]
-    return headers, [[label] + [table[label].get(v, ("—",))[0] for v in values] for label in labels]
+    rows = [[label] + [table[label].get(v, ("—",))[0] for v in values] for label in labels]
+    if floors and compared == "class_il_final_avg":
+        rows.insert(1, [f"{FLOOR_MODEL} (fine-tuning floor)"]
+                    + [cell(*floors[v].mean_std(compared), latex, digits) + (f", n = {floors[v].n}"
+                                                                           if floors[v].n != most else "")
+                       if v in floors else "—" for v in values])
+    return headers, rows
 
 
 class Ambiguous(ValueError):

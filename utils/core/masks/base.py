@@ -9,9 +9,13 @@ class Mask:
     """A stream-loss variant: __call__(logits, keep) -> new logits (never in place), reading the model's
     LabelCounts (utils/core/label_counts.py) where it needs class frequencies, and extra_loss() for a term that is no
     rewrite of the logits. USES_VALUE: the mask reads m (`--mask_value`); others refuse one. SCOPE: the stream
-    scope the mask is defined with (None: the model's), used unless --mask_scope is given."""
+    scope the mask is defined with (None: the model's), used unless --mask_scope is given. REPLAY: how its authors
+    treat a model's buffer cross-entropy: "optional" (`--mask_buffer` on request), "always" (it is applied to the
+    replay rows too: --mask_buffer is on wherever the model has a buffer cross-entropy) or "never" (a form defined
+    on the stream rows alone: --mask_buffer refused)."""
     USES_VALUE = False
     SCOPE = None
+    REPLAY = "optional"
 
     def __init__(self, m=None, counts=None):
         self.m, self.counts = m, counts
@@ -47,7 +51,7 @@ class Rewrite(Mask):
 
 def as_entry(function, uses_value):
     """Give a pure mask function the class-level interface of a registered Mask."""
-    function.USES_VALUE, function.SCOPE = uses_value, None
+    function.USES_VALUE, function.SCOPE, function.REPLAY = uses_value, None, Mask.REPLAY
     function.add_args = Mask.add_args
     function.from_args = lambda args, counts: Rewrite(function, args.mask_value)
 

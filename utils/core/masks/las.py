@@ -11,8 +11,10 @@ class LogitAdjustedMask(Mask):
 
     As the authors' code (`models/er_las.py`) runs it: raw counts (the normaliser cancels in the softmax),
     the current step's rows counted before its loss, a class absent from the window at −∞; τ 1 and a
-    window of 1 step by default. With --mask_buffer the replay rows are adjusted too, as in their ER.
+    window of 1 step by default; the replay rows' cross-entropy is adjusted too, as in their ER (--mask_buffer is
+    on wherever the model has a buffer cross-entropy). `las_stream` adjusts the stream rows alone.
     """
+    REPLAY = "always"
 
     def __init__(self, m=None, counts=None, tau=1.0, window=1):
         super().__init__(m, counts)
