@@ -23,6 +23,18 @@ class Splits(NamedTuple):
     test_labels: torch.Tensor
 
 
+def held_out(labels, fraction, seed):
+    """Bool [N]: the validation samples of a training split: round(fraction · n_c) of each class's n_c samples, drawn
+    by a generator seeded with `seed` alone (the same held-out samples for every run, model and seed)."""
+    generator = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for label in torch.unique(labels.cpu()).tolist():
+        members = torch.nonzero(labels.cpu() == label).flatten()
+        chosen = members[torch.randperm(len(members), generator=generator)[:round(fraction * len(members))]]
+        held[chosen] = True
+    return held
+
+
 _BUNDLED_SPLITS = {}  # dataset class -> its CPU splits, for datasets whose data ship inside a package
 
 
@@ -98,8 +110,15 @@ class ContinualDataset:
 
     def prepare(self, device, splits=None):
         """Load the splits (or use the given ones) onto `device`, their labels renumbered by the run's
-        class order, and build the augmentation there."""
-        splits = Splits(*(t.to(device) for t in (splits or self.loaded_splits())))
+        class order, and build the augmentation there; with --validation F, the training split's held-out part
+        (held_out) replaces the test split, which is not kept."""
+        splits = splits or self.loaded_splits()
+        fraction = getattr(self.args, "validation", 0)
+        if fraction:
+            held = held_out(splits.train_labels, fraction, getattr(self.args, "validation_seed", 0))
+            splits = Splits(splits.train_images[~held], splits.train_labels[~held], splits.train_images[held],
+                            splits.train_labels[held])
+        splits = Splits(*(t.to(device) for t in splits))
         self.class_order = class_order(self.n_classes, getattr(self.args, "class_order", "fixed"),
                                        getattr(self.args, "seed", 0))
         self.splits = splits._replace(train_labels=relabel(splits.train_labels, self.class_order),

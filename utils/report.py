@@ -185,6 +185,7 @@ def main(argv=None):
         CellTaken,
         column_rows,
         comparisons,
+        configs_note,
         csv_table,
         group_rows,
         health_note,
@@ -227,6 +228,8 @@ def main(argv=None):
         print(render(headers, rows, options.format))
         runs = sum(g.n for g in groups)
         print(f"\n{STD_NOTE}; {count(runs, 'run')} in {count(len(groups), 'group')}")
+        if configs_note(groups):
+            print(configs_note(groups))
         if found:
             reference = f"the {' '.join(options.versus[1])} group" if options.versus else "the baseline"
             print(tests_note(found, options.correction, columns=bool(options.columns), reference=reference))

@@ -5,7 +5,9 @@ from backbone import HEADS
 from utils.core.masks import DEFAULT_MASK_VALUE, scope_names
 from utils.plumbing.parser import (
     MASK_VALUE_ALLOWED,
+    config_name,
     device_name,
+    held_out_fraction,
     mask_value,
     non_negative_int,
     positive_float,
@@ -37,10 +39,18 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
                      help="classifier head: linear; cosine (scale 10, no bias; ER-ACE's original head); rpc (a "
                           "fixed regular simplex); fno (fixed non-negative orthogonal class vectors, one trained "
                           "scale) (default: the model's own)")
-    run.add_argument("--config", choices=("best",),
+    run.add_argument("--config", type=config_name,
                      help="best: the published hyperparameters for this model, dataset and buffer size "
-                          "(utils/reference/best_configs.json); explicit flags override them")
+                          "(utils/reference/best_configs.json); or PATH/picked.json: the configuration a tuning picked "
+                          "for the run's group (python -m utils.tune); explicit flags override them")
     run.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    run.add_argument("--validation", type=held_out_fraction, default=0.0,
+                     help="hold out this fraction of each class's training samples (seeded by --validation_seed) and "
+                          "evaluate on them instead of the test split, which is then never read: for tuning "
+                          "(python -m utils.tune) (default: 0, off: train on the whole training split, evaluate on "
+                          "the test split)")
+    run.add_argument("--validation_seed", type=non_negative_int, default=0,
+                     help="the seed of the held-out samples' draw, the same for every run and seed (default: 0)")
     run.add_argument("--class_order", choices=("fixed", "seed"), default="fixed",
                      help="which classes form each task: fixed (the dataset's numbering, as the papers' benchmarks) "
                           "or seed (a permutation drawn from --seed, a different split into tasks per seed)")

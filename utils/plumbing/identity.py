@@ -14,7 +14,7 @@ COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("quiet", "resume", "threads", "log_ever
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
 # Flags added after results existed, left out of the key at the default that reproduces the runs before them,
 # so that those runs keep their keys.
-LATER_FLAG_DEFAULTS = {"levers": "fixed", "diagnostics_every": 1}
+LATER_FLAG_DEFAULTS = {"levers": "fixed", "diagnostics_every": 1, "validation": 0.0, "validation_seed": 0}
 # Values that are no flag but sat in a run's args before they moved to the results line's launch fields (the
 # --config source's citation): never in the key; a line written with one has a stale stored key_hash, so its key
 # is recomputed from its args (utils.plumbing.results_file.keys_of).
@@ -23,14 +23,16 @@ NOT_FLAGS = ("config_source",)
 
 def flags_key(flags):
     """Every flag of a resolved-flags dict (a results line's `args`) but paths, display and thread count, with
-    the device reduced to its kind (cuda:1 is cuda), later flags at their neutral default left out and, under
-    --levers auto, the levers it chose; values that are no flag never count: equal keys are the same
-    experiment."""
+    the device reduced to its kind (cuda:1 is cuda), later flags at their neutral default left out, the path of a
+    picked file given to --config (the flags hold what it set) and, under --levers auto, the levers it chose; values
+    that are no flag never count: equal keys are the same experiment."""
     left_out = COSMETIC_FLAGS.union(NOT_FLAGS)
     key = {name: value for name, value in sorted(flags.items()) if name not in left_out}
     for name, default in LATER_FLAG_DEFAULTS.items():
         if key.get(name) == default:
             del key[name]
+    if key.get("config") not in (None, "best"):  # a tuning's picked file: its values are in the flags, not its path
+        del key["config"]
     if "levers" in key:
         for name in SPEED_FLAGS:  # measured at run time under --levers auto: not in the key
             key.pop(name, None)

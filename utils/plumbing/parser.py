@@ -5,6 +5,7 @@ what is allowed), and a run's flags frozen once parsed."""
 import argparse
 import difflib
 import math
+import os
 import re
 
 
@@ -112,6 +113,7 @@ non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 fraction = _number(float, "a number strictly between 0 and 1", lambda v: 0 < v < 1)
+held_out_fraction = _number(float, "0 (off) or a number strictly between 0 and 1", lambda v: 0 <= v < 1)
 MASK_VALUE_ALLOWED = "a finite number or -inf"
 mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)
 
@@ -122,6 +124,14 @@ def check_mask_value(value):
         return mask_value(str(value))
     except argparse.ArgumentTypeError as error:
         raise ValueError(f"argument --mask_value: {error}") from None
+
+
+def config_name(text):
+    """--config: best, or the picked file a tuning wrote (python -m utils.tune)."""
+    if text == "best" or (text.endswith(".json") and os.path.isfile(text)):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be best, or an existing picked.json written by "
+                                     f"python -m utils.tune")
 
 
 def device_name(text):

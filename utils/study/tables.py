@@ -4,6 +4,7 @@ Cells are mean ± sample std (n−1); a comparison with a baseline gives the dif
 confidence interval, Hedges' g, Welch's p and that p corrected for the number of tests in the table."""
 import csv
 import io
+import re
 from typing import NamedTuple
 
 from tabulate import tabulate
@@ -141,19 +142,40 @@ def interval_text(interval, digits=".2f"):
     return "n/a" if interval is None else f"[{interval[0]:{digits}}, {interval[1]:{digits}}]"
 
 
+TRIALS = re.compile(r"^tuned: best of (\d+) trials")
+
+
+def configs_note(groups):
+    """The line under a table whose groups all took their configuration one way (tuned or published), or None."""
+    labels = {config_label(g) for g in groups}
+    return f"every group's configuration: {labels.pop()}" if len(labels) == 1 and "as given" not in labels else None
+
+
+def config_label(group):
+    """Where a group's hyperparameters came from: "tuned (N trials)" (a tuning's pick, from a grid of N trials per
+    group), "published" (--config best), "as given" (the flags), or "mixed" where its runs differ."""
+    labels = set()
+    for record in group.records:
+        source = record.get("config_source")
+        found = TRIALS.match(source or "")
+        labels.add(f"tuned ({found.group(1)} trials)" if found else "published" if source else "as given")
+    return labels.pop() if len(labels) == 1 else "mixed"
+
+
 def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", found=None):
     """(headers, rows) of the one-row-per-group table, with the baseline comparison of `compared` (`found`:
     comparisons()) when asked: the compared mean's 95 % interval, Δ, its interval, g, p and corrected p."""
     flags = shown_flags(groups)
     metrics = [name for name, _ in METRICS
                if name not in OPTIONAL or any(g.mean_std(name)[0] is not None for g in groups)]
-    headers = flags + ["n"] + [LABELS[name] for name in metrics]
+    configs = any(r.get("config_source") for g in groups for r in g.records)
+    headers = flags + ["n"] + (["config"] if configs else []) + [LABELS[name] for name in metrics]
     if baseline:
         headers += [f"{LEVEL:.0%} CI", f"Δ {LABELS[compared]} vs {' '.join(baseline)}", f"{LEVEL:.0%} CI of Δ", "g",
                     "p (Welch)", "p (corrected)"]
     rows = []
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
-        row = [group.flags.get(f) for f in flags] + [group.n]
+        row = [group.flags.get(f) for f in flags] + [group.n] + ([config_label(group)] if configs else [])
         row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name in metrics]
         if baseline:
             values = group.values(compared)
@@ -252,6 +274,7 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
     values = sorted({column_of(g) for g in groups}, key=lambda v: [natural(x) for x in v])
     most = max(g.n for g in groups)
     table, floors = {}, {}
+    labels_of_configs = {config_label(g) for g in groups}  # said once under the table where every group shares it
     for group in groups:
         label = cure_label(group, groups, baseline)
         cells = table.setdefault(label, {})
@@ -272,6 +295,8 @@ def column_rows(groups, columns, baseline, compared="class_il_final_avg", latex=
             text += f" ({compared_to.difference:+{digits}}{'*' if compared_to.significant else ''}{p})"
         if group.n != most:
             text += f", n = {group.n}"
+        if len(labels_of_configs) > 1 and config_label(group) != "as given":
+            text += f", {config_label(group)}"
         cells[value] = (text, describe(group, groups))
     first = " ".join(baseline)
     labels = sorted(table, key=lambda label: (label != first, label))
