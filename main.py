@@ -103,7 +103,8 @@ def format_table(record):
     if record["eval_curve"]:  # --eval_every
         rows += [[name, cell(value), "—"] for name, value in (
             ("anytime_acc", record["anytime_accuracy"]), ("min_acc", record["min_acc"]["mean"]),
-            ("wc_acc", record["wc_acc"]), ("stability_gap", record["stability_gap"]["mean"]))]
+            ("wc_acc", record["wc_acc"]), ("stability_gap", record["stability_gap"]["mean"]),
+            ("gap_recovered", record["stability_gap"]["recovered_share"]))]
     table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
     if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):
         table += "\nfwt: n/a, needs --eval_future (evaluation of future tasks and of the untrained network)"

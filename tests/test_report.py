@@ -451,9 +451,12 @@ def test_compare_chooses_the_metric_the_baseline_comparison_tests(tmp_path, caps
     for mask, gaps in (("none", [40.0, 44.0, 42.0]), ("ninf", [10.0, 12.0, 14.0])):
         for seed, gap in enumerate(gaps):
             line = record("der", mask, None, seed, 30.0 + seed)
-            line["stability_gap"] = {"per_switch": [], "mean": gap}
+            line["stability_gap"] = {"per_switch": [], "mean": gap, "recovered_share": 25.0 * (seed + 1)}
             runs.append(line)
+    runs[0]["stability_gap"].pop("recovered_share")  # a line written before the share was: n/a, no error
     path = write(tmp_path / "r.jsonl", runs)
+    shares = {r["mask"]: r for r in parsed_csv(table(capsys, path, "--format", "csv").out)}
+    assert shares["ninf"]["gap_recovered_mean"] == "50.0" and shares["none"]["gap_recovered_mean"] == ""
     rows = {r["mask"]: r for r in parsed_csv(table(capsys, path, "--format", "csv", "--baseline", "mask=none",
                                                    "--compare", "stability_gap").out)}
     assert float(rows["ninf"]["stability_gap_delta"]) == pytest.approx(12.0 - 42.0)

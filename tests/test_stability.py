@@ -41,12 +41,20 @@ def test_the_gap_of_each_switch_and_its_recovery():
     assert second["gap"] == pytest.approx(32.5) and second["recovery_steps"] is None  # never within 1 point
 
 
+def test_the_share_of_switches_that_recover_tells_a_gap_from_forgetting():
+    gap = summarize_stability(RECOVERS, 3, [60, 70, 80])["stability_gap"]
+    assert gap["recovered_share"] == 50 and gap["mean_recovered"] == 50  # task 1's switch recovers, task 2's never
+    assert gap["mean_unrecovered"] == pytest.approx(32.5)
+    assert gap["mean"] == pytest.approx(41.25)
+
+
 def test_one_task_has_no_old_task_and_no_gap():
     curve = [point(10, 0, 0, 50), point(20, 0, 0, 70)]
     summary = summarize_stability(curve, 1, [70])
     assert summary["anytime_accuracy"] == 60 and summary["wc_acc"] is None
     assert summary["min_acc"] == {"per_task": [], "mean": None} and summary["stability_gap"]["per_switch"] == []
     assert summarize_stability([], 5, [1] * 5)["anytime_accuracy"] is None
+    assert summary["stability_gap"]["recovered_share"] is None
 
 
 def test_the_subset_is_class_balanced_fixed_and_drawn_from_the_seed():

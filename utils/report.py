@@ -165,7 +165,7 @@ def check_baseline(parser, groups, baseline):
 
 
 NEEDS = {"anytime_acc": "--eval_every", "min_acc": "--eval_every", "wc_acc": "--eval_every",
-         "stability_gap": "--eval_every", "class_il_fwt": "--eval_future"}
+         "stability_gap": "--eval_every", "gap_recovered": "--eval_every", "class_il_fwt": "--eval_future"}
 
 
 def check_compared(parser, groups, compared):

@@ -83,5 +83,18 @@ def summarize_stability(curve, n_tasks, final_row):
     return {"anytime_accuracy": anytime_accuracy(curve),
             "min_acc": {"per_task": lows, "mean": float(np.mean(known)) if known else None},
             "wc_acc": worst_case_accuracy(curve, n_tasks, final_row),
-            "stability_gap": {"per_switch": gaps,
-                              "mean": float(np.mean([g["gap"] for g in gaps])) if gaps else None}}
+            "stability_gap": {"per_switch": gaps, "mean": mean_gap(gaps), **recovery(gaps)}}
+
+
+def mean_gap(gaps):
+    return float(np.mean([g["gap"] for g in gaps])) if gaps else None
+
+
+def recovery(gaps):
+    """A drop that recovers within its task is the stability gap; one that never does is forgetting, though both
+    are a number at a switch: the share of switches (%) whose old tasks recover within their task
+    ("recovered_share"), and the mean gap of the switches that recover and of those that do not."""
+    recovered = [g for g in gaps if g["recovery_steps"] is not None]
+    unrecovered = [g for g in gaps if g["recovery_steps"] is None]
+    return {"recovered_share": 100 * len(recovered) / len(gaps) if gaps else None,
+            "mean_recovered": mean_gap(recovered), "mean_unrecovered": mean_gap(unrecovered)}

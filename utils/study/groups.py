@@ -20,10 +20,10 @@ def old_gradient_mass(record):
 
 
 def stability_metric(field, part=None):
-    """A --eval_every figure of the results line (None for runs without it)."""
+    """A --eval_every figure of the results line (None for runs without it, or written before the figure was)."""
     def getter(record):
         value = record.get(field)
-        return value if part is None or value is None else value[part]
+        return value if part is None or value is None else value.get(part)
     return getter
 
 
@@ -43,8 +43,9 @@ METRICS = (("class_il_final_avg", summary_metric("class_il", "final_avg")),
            ("anytime_acc", stability_metric("anytime_accuracy")),
            ("min_acc", stability_metric("min_acc", "mean")),
            ("wc_acc", stability_metric("wc_acc")),
-           ("stability_gap", stability_metric("stability_gap", "mean")))
-OPTIONAL = {"online_acc", "anytime_acc", "min_acc", "wc_acc", "stability_gap"}  # shown where some run has them
+           ("stability_gap", stability_metric("stability_gap", "mean")),
+           ("gap_recovered", stability_metric("stability_gap", "recovered_share")))
+OPTIONAL = {"online_acc", "anytime_acc", "min_acc", "wc_acc", "stability_gap", "gap_recovered"}  # where a run has them
 METRIC = dict(METRICS)
 
 
