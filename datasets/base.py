@@ -58,6 +58,7 @@ class ContinualDataset:
     LR_MILESTONES = ()
     CONVOLUTIONAL = False
     BUNDLED = False
+    CONFIG_DATASET = None  # the dataset whose --config best entries this one takes (None: its own)
 
     def __init__(self, args):
         self.args = args

@@ -42,6 +42,7 @@ class SequentialMNIST5k(ContinualDataset):
     N_CLASSES_PER_TASK = SequentialMNIST.N_CLASSES_PER_TASK
     N_EPOCHS, BATCH_SIZE, LR = SequentialMNIST.N_EPOCHS, SequentialMNIST.BATCH_SIZE, SequentialMNIST.LR
     BUNDLED = True
+    CONFIG_DATASET = "seq-mnist"  # --config best reads S-MNIST's arguments: it stands in for seq-mnist
 
     def load_splits(self):
         images, labels = read_sample(sample_path())

@@ -48,6 +48,10 @@ def build_parser():
     parser.add_argument("--conflicts", choices=("refuse", "first"), default="refuse",
                         help="lines of one run key whose results differ: refuse to report (default), or keep "
                              "the earliest line of each key and say so")
+    parser.add_argument("--published", action="store_true",
+                        help="a column with the paper's Class-IL beside each group run with --config best whose "
+                             "dataset, model and buffer match a published figure (utils/reference/"
+                             "published_results.json; not with --pivot, --columns or --versus)")
     parser.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR")
     return parser
 
@@ -78,6 +82,9 @@ def check_options(parser, options):
                      f"{did_you_mean(options.compare, METRIC)}")
     if options.compare != "class_il_final_avg" and not (options.baseline or options.versus):
         parser.error("argument --compare: not allowed without --baseline or --versus, whose comparison it chooses")
+    if options.published and (options.pivot or options.columns or options.versus):
+        parser.error("argument --published: not allowed with --pivot, --columns or --versus (its column is in the "
+                     "row table and the CSV)")
     if options.versus and (options.baseline or options.pivot or options.columns or options.format == "csv"):
         parser.error("argument --versus: not allowed with --baseline, --pivot, --columns or --format csv (one layout "
                      "at a time)")
@@ -205,8 +212,12 @@ def main(argv=None):
     check_compared(parser, groups, options.compare)
     found = (comparisons(groups, options.baseline, options.compare, options.correction,
                          every_group=build_groups(records, options.ignore)) if options.baseline else None)
+    published = None
+    if options.published:
+        from utils.reference.figures import load_published
+        published = load_published()[0]
     if options.format == "csv":
-        print(csv_table(groups, options.baseline, options.compare, found), end="")
+        print(csv_table(groups, options.baseline, options.compare, found, published), end="")
     else:
         latex = options.format == "latex"
         try:
@@ -220,7 +231,7 @@ def main(argv=None):
                                  else column_rows(groups, options.columns, options.baseline, options.compare, latex,
                                                   found)
                                  if options.columns else group_rows(groups, options.baseline, latex, options.compare,
-                                                                    found))
+                                                                    found, published))
         except CellTaken as error:
             parser.error(f"argument --columns: {error}; keep one with --where or merge with --ignore")
         except Ambiguous as error:

@@ -163,7 +163,29 @@ def config_label(group):
     return labels.pop() if len(labels) == 1 else "mixed"
 
 
-def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", found=None):
+def published_cell(group, entries):
+    """The paper's Class-IL of a group run with --config best whose dataset (or the dataset it stands in for), model
+    and buffer match a published entry: "mean ± std (source)", or "" where none does."""
+    from utils.reference.figures import SOURCE_LABELS, figure
+
+    if group.flags.get("config") != "best":
+        return ""
+    dataset = standing_for(group.flags.get("dataset"))
+    for entry in entries:
+        if (entry["dataset"], entry["model"], entry["buffer_size"] or 0) == (
+                dataset, group.flags.get("model"), group.flags.get("buffer_size") or 0) and "class_il" in entry:
+            stand_in = "" if dataset == group.flags.get("dataset") else f", on {dataset}"
+            return f"{figure(entry, 'class_il')} ({SOURCE_LABELS.get(entry['source'], entry['source'])}{stand_in})"
+    return ""
+
+
+def standing_for(dataset):
+    from datasets import DATASETS
+
+    return DATASETS.get(dataset).CONFIG_DATASET or dataset if dataset in DATASETS.names() else dataset
+
+
+def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", found=None, published=None):
     """(headers, rows) of the one-row-per-group table, with the baseline comparison of `compared` (`found`:
     comparisons()) when asked: the compared mean's 95 % interval, Δ, its interval, g, p and corrected p."""
     flags = shown_flags(groups)
@@ -171,6 +193,7 @@ def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", 
                if name not in OPTIONAL or any(g.mean_std(name)[0] is not None for g in groups)]
     configs = any(r.get("config_source") for g in groups for r in g.records)
     headers = flags + ["n"] + (["config"] if configs else []) + [LABELS[name] for name in metrics]
+    headers += ["paper Class-IL"] if published is not None else []
     if baseline:
         headers += [f"{LEVEL:.0%} CI", f"Δ {LABELS[compared]} vs {' '.join(baseline)}", f"{LEVEL:.0%} CI of Δ", "g",
                     "p (Welch)", "p (corrected)"]
@@ -178,6 +201,7 @@ def group_rows(groups, baseline=(), latex=False, compared="class_il_final_avg", 
     for group in sorted(groups, key=lambda g: [str(g.flags.get(f)) for f in flags]):
         row = [group.flags.get(f) for f in flags] + [group.n] + ([config_label(group)] if configs else [])
         row += [cell(*group.mean_std(name), latex=latex, digits=DIGITS.get(name, ".2f")) for name in metrics]
+        row += [published_cell(group, published)] if published is not None else []
         if baseline:
             values = group.values(compared)
             row += [interval_text(None if values is None else mean_interval(values))]
@@ -199,7 +223,7 @@ def delta_column(compared):
     return "class_il_delta" if compared == "class_il_final_avg" else f"{compared}_delta"
 
 
-def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
+def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None, published=None):
     """One row per group: a column per flag of the key, then n and <metric>_mean, <metric>_std, <metric>_ci_low,
     <metric>_ci_high (95 %), and with a baseline the difference of `compared` (class_il_delta by default: a
     number, "baseline" or "no baseline"), its interval, Hedges' g, p_welch, p_corrected and, for a baseline
@@ -210,6 +234,7 @@ def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
     delta = delta_column(compared)
     extra = ([delta, f"{delta}_ci_low", f"{delta}_ci_high", "hedges_g", "p_welch", "p_corrected", "baseline_health"]
              if baseline else [])
+    extra += ["paper_class_il"] if published is not None else []
     writer.writerow(flags + ["n"] + [f"{name}_{s}" for name, _ in METRICS for s in ("mean", "std", "ci_low", "ci_high")]
                     + extra)
     for group in groups:
@@ -222,6 +247,8 @@ def csv_table(groups, baseline=(), compared="class_il_final_avg", found=None):
             c = found[id(group)]
             stats += [c.difference, *(c.interval or (None, None)), c.g, c.p, c.adjusted,
                       None if c.health is None else c.health.text()]
+        if published is not None:
+            stats.append(published_cell(group, published) or None)
         writer.writerow([group.flags.get(f) for f in flags] + [group.n] + ["" if v is None else v for v in stats])
     return out.getvalue()
 
