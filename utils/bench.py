@@ -13,8 +13,6 @@ summary names the fastest lever (suite step) per model and width.
 import argparse
 import multiprocessing
 import resource
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +26,7 @@ from utils.speed.device import (
     channels_last_crashes,
     cpu_has_native_bf16,
     resolve_device,
-    synchronize,
+    timed_pair,
 )
 
 BATCH = 32
@@ -74,23 +72,6 @@ def bare_shapes(model_name, args):
         return [BATCH, draw, draw]
     views = (min(args.simclr_batch_size, BATCH) + min(args.simclr_batch_size, args.buffer_size)) * args.simclr_num_aug
     return [BATCH, draw, draw, views]
-
-
-def timed_pair(first, second, warmup, steps, device):
-    """Median seconds per step of two step functions, run alternately so that drifts in the
-    machine's load hit both alike."""
-    for _ in range(warmup):
-        first()
-        second()
-    times = ([], [])
-    for _ in range(steps):
-        for step, record in zip((first, second), times):
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            record.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def measure(model_name, width, precision, options):

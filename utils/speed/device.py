@@ -1,5 +1,9 @@
-"""The training device: --device auto resolved, torch's CPU threads, waiting for queued work, and what a device
-can run (the rules the command line, --levers auto and the bench share)."""
+"""The training device: --device auto resolved, torch's CPU threads, waiting for queued work, timing two step
+functions side by side, and what a device can run (the rules the command line, --levers auto and the benches
+share)."""
+import statistics
+import time
+
 import torch
 
 CHANNELS_LAST_MIN_WIDTH = 16
@@ -19,6 +23,23 @@ def set_threads(threads):
 def synchronize(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed_pair(first, second, warmup, steps, device="cpu"):
+    """Median seconds per step of two step functions, run alternately so that drifts in the
+    machine's load hit both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    times = ([], [])
+    for _ in range(steps):
+        for step, record in zip((first, second), times):
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def cpu_has_native_bf16():

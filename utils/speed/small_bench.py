@@ -4,8 +4,6 @@ first task; and the share of the suite's step each piece of bookkeeping takes (t
 
 The suite step is the training loop's: model.train_step, and the numerics guard's read every 20 steps. Each pair
 of steps is timed alternately, so that drifts in the machine's load hit both alike; the figures are medians."""
-import statistics
-import time
 
 import torch
 from tabulate import tabulate
@@ -16,7 +14,7 @@ from utils.plumbing.cli import parse_args
 from utils.plumbing.environment import cpu_name
 from utils.plumbing.run import start_clean
 from utils.speed.bare_steps import bare_of, without_bookkeeping
-from utils.speed.device import cpu_has_native_bf16
+from utils.speed.device import cpu_has_native_bf16, timed_pair
 
 DATASETS = ("seq-mnist-5k", "seq-digits")
 PIECES = ("diagnostics", "guard", "online", "counts")
@@ -54,20 +52,6 @@ def batches(dataset, indices, size):
                 yield images[batch], labels[batch]
 
 
-def paired(first, second, warmup, steps):
-    """Median seconds per call of two step functions, called alternately."""
-    for _ in range(warmup):
-        first()
-        second()
-    times = ([], [])
-    for _ in range(steps):
-        for step, record in zip((first, second), times):
-            began = time.perf_counter()
-            step()
-            record.append(time.perf_counter() - began)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
 def measure(model_name, dataset_name, options):
     """{suite, bare, and each piece's seconds saved when it is off} of one model on one dataset."""
     torch.manual_seed(0)
@@ -83,10 +67,10 @@ def measure(model_name, dataset_name, options):
             if count[0] % PROGRESS_EVERY == 0 and "guard" not in pieces:
                 model.read_finite()
     bare = bare_of(model, dataset)
-    suite, bare_time = paired(suite_step, lambda: bare(*next(stream)), options.warmup, options.steps)
+    suite, bare_time = timed_pair(suite_step, lambda: bare(*next(stream)), options.warmup, options.steps)
     saved = {}
     for piece in PIECES:
-        on, off = paired(suite_step, lambda: suite_step((piece,)), options.warmup, options.steps)
+        on, off = timed_pair(suite_step, lambda: suite_step((piece,)), options.warmup, options.steps)
         saved[piece] = on - off
     return {"suite": suite, "bare": bare_time, **saved}
 

@@ -63,18 +63,23 @@ def normalize_block(block, where):
 GRID_KEYS = ("name", "common", "blocks")
 
 
-def load_grid_file(path, negatable=frozenset()):
-    """(name, blocks, common argv) of a YAML grid: a list of blocks, one block, or a mapping with
-    `blocks` (and optional `name` and `common`, flags every block shares)."""
+def read_yaml(path):
+    """A YAML file's content, or a GridError naming the file and what is wrong with it."""
     import yaml
 
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            return yaml.safe_load(f)
     except OSError as error:
         raise GridError(f"{path}: cannot read ({error.strerror or error})") from None
     except yaml.YAMLError as error:
         raise GridError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
+def load_grid_file(path, negatable=frozenset()):
+    """(name, blocks, common argv) of a YAML grid: a list of blocks, one block, or a mapping with
+    `blocks` (and optional `name` and `common`, flags every block shares)."""
+    data = read_yaml(path)
     name = os.path.splitext(os.path.basename(path))[0]
     common = {}
     check_layout(data, path)

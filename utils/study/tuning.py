@@ -7,7 +7,7 @@ what was picked, from how many trials, with every trial's mean, and is what the 
 import json
 
 from utils.reference.configs import same_value
-from utils.study.grid import GridError, expand
+from utils.study.grid import GridError, expand, read_yaml
 
 SELECTABLE = ("class_il_final_avg", "task_il_final_avg", "anytime_acc", "min_acc", "wc_acc")  # higher is better
 TUNE_KEYS = ("tune", "validation", "selection_seeds", "final_seeds", "select")
@@ -17,15 +17,7 @@ def load_tune_file(path):
     """(name, blocks, common flags as a dict, the tune section) of a tune grid: a grid file (utils/study/grid.py)
     with a `tune:` section: `flags` (the tuned flags), and optionally `validation` (the held-out fraction),
     `selection_seeds`, `final_seeds` and `select` (the metric)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as error:
-        raise GridError(f"{path}: cannot read ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise GridError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("tune"), dict) or not isinstance(data.get("blocks"), list):
         raise GridError(f"{path}: a tune grid is a mapping with tune: (flags: [the tuned flags], validation:, "
                         f"selection_seeds:, final_seeds:, select:) and blocks: (a list of blocks of flags)")
