@@ -21,6 +21,9 @@ class CosineClassifier(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.scale, self.eps = scale, eps
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's initialisation
 
     def forward(self, features):
@@ -87,6 +90,10 @@ class FixedOrthogonalClassifier(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer("base", fixed_orthogonal_weight(in_features, out_features))
         self.scale = nn.Parameter(torch.ones(1))
+
+    def reset_parameters(self):
+        """The trainable scale back to 1; the fixed class vectors stay (they never train)."""
+        nn.init.ones_(self.scale)
 
     def forward(self, features):
         return features @ (self.scale * self.base).t()

@@ -13,10 +13,17 @@ class MLP(nn.Module):
         self.features = nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(),
                                       nn.Linear(hidden, hidden), nn.ReLU())
         self.classifier = nn.Linear(hidden, n_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """The constructor's initialisation again: Xavier-uniform weights and zero biases of every Linear layer, a
+        head that replaced the classifier (backbone/heads.py) by its own reset (GDumb's fresh network)."""
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
+            elif layer is self.classifier and hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
 
     def forward(self, x):
         return self.classifier(self.features(x))

@@ -18,9 +18,16 @@ class PrecisionWrapper(nn.Module):
         self.channels_last = channels_last
 
     def forward(self, x):
+        return self._under_precision(self.run, x)
+
+    def features(self, x):
+        """The backbone's features before its classifier (eager, not compiled), fp32 out."""
+        return self._under_precision(self.net.features, x)
+
+    def _under_precision(self, function, x):
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.dtype is None:  # no autocast region to enter (it costs as much as a small layer)
-            return self.run(x).float()
+            return function(x).float()
         with torch.autocast(self.device_type, dtype=self.dtype):
-            return self.run(x).float()
+            return function(x).float()

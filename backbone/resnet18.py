@@ -43,6 +43,13 @@ class ResNet18(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_planes, n_classes)
 
+    def reset_parameters(self):
+        """The constructor's initialisation again: PyTorch's default for every layer, BatchNorm's running statistics
+        cleared, a head that replaced the classifier (backbone/heads.py) by its own reset (GDumb's fresh network)."""
+        for layer in self.modules():
+            if layer is not self and hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+
     def features(self, x):
         return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
 

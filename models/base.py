@@ -1,10 +1,13 @@
 """ContinualModel: the network, its optimizer, the softmax mask and the replay buffer."""
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from backbone.heads import with_head
 from backbone.precision import PrecisionWrapper
+from utils.core.balanced_buffer import BalancedBuffer
 from utils.core.buffer import Buffer
 from utils.core.calibrations import CALIBRATIONS
 from utils.core.diagnostics import Diagnostics
@@ -48,6 +51,8 @@ class ContinualModel(nn.Module):
     DEFAULT_SCOPE = "task"
     DEFAULT_HEAD = "linear"
     CONFIG_NAME = None
+    OWN_MEMORY_POLICY = False  # decides itself what its buffer keeps (herding, greedy balance, task-end shares)
+    OWN_CLASSIFIER = False  # evaluates with a classifier of its own, not the head (iCaRL's NME): no calibration
 
     def __init__(self, backbone, args, dataset, device):
         super().__init__()
@@ -66,9 +71,10 @@ class ContinualModel(nn.Module):
         self.mask = mask_from_args(args, self.counts)
         self.task_free = False  # whether the stream announces no tasks (ER-ACE's --task_free)
         self.calibration = CALIBRATIONS.get(args.calibration).from_args(args)
+        self.reading_head = False
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
-        self.buffer = Buffer(args.buffer_size, device) if args.buffer_size else None
+        self.buffer = self.make_buffer(args, device) if args.buffer_size else None
         self.task = 0
         self.skipped_steps = 0
         self.watch = FiniteWatch(device)
@@ -81,11 +87,27 @@ class ContinualModel(nn.Module):
     def add_args(parser):
         """Flags of this model (none by default)."""
 
+    def make_buffer(self, args, device):
+        """The replay memory --buffer_policy names (a model whose memory has its own policy keeps a Buffer)."""
+        if args.buffer_policy == "balanced":
+            return BalancedBuffer(args.buffer_size, device, self.n_classes)
+        return Buffer(args.buffer_size, device)
+
     def forward(self, x):
         """The evaluation's logits (training forwards call self.net): the network's, through the calibration
-        in eval mode."""
-        logits = self.net(x)
-        return logits if self.training else self.calibration.adjust(logits, self)
+        in eval mode (the head's own under head_only())."""
+        if self.training or self.reading_head:
+            return self.net(x)
+        return self.calibration.logits(self, x)
+
+    @contextmanager
+    def head_only(self):
+        """Evaluate the head's logits, without the calibration (the head's accuracy beside NME's)."""
+        self.reading_head = True
+        try:
+            yield
+        finally:
+            self.reading_head = False
 
     def calibrate(self, task):
         """Called by the training loop after end_task(): the calibration's task-end correction."""
@@ -98,6 +120,16 @@ class ContinualModel(nn.Module):
         if self.buffer is not None and not self.buffer.is_empty():
             counts = counts + self.buffer.class_counts(self.n_classes)
         self.counts.begin_task(counts)
+
+    def prepare_task(self, task, images, labels):
+        """Called after begin_task with the task's uint8 training images and labels, before its first step (LwF's
+        warm-up of the new head); nothing by default."""
+
+    def joined_training_data(self):
+        """(uint8 images, labels) that join the current task's training data, shuffled in with it for every epoch
+        (iCaRL's and LUCIR's exemplars, as Mammoth's `icarl_replay` merges the buffer into the task's dataset), or
+        None (the default): read by the training loop when a task starts or resumes."""
+        return None
 
     def end_task(self, task, images, labels):
         """Called after the last epoch of `task` with its uint8 training images and labels."""
@@ -201,15 +233,21 @@ class ContinualModel(nn.Module):
         if self.scaler is None:
             loss.backward()
             self.skip_unless(ok)
+            self.before_update()
             self.opt.step()
         else:
             self.scaler.scale(loss).backward()
             self.skip_unless(ok)
+            self.before_update()
             self.scaler.step(self.opt)
             self.scaler.update()
         self.watch.note(ok, names, values)
         self.diagnostics.end_step()
         return loss.detach()
+
+    def before_update(self):
+        """Called between the backward (and the skip) and the optimizer step, the gradients as the step will read
+        them (SI clips them and adds them to its path integral); nothing by default."""
 
     def skip_unless(self, ok):
         if self.args.nan_policy != "skip":

@@ -22,6 +22,7 @@ class SsIl(ContinualModel):
     the past tasks, weight 1; replay draws of a quarter of the stream batch (their 32 per 128). The stream's
     softmax is the mask's place (default ninf with the task scope: SS-IL's current-task softmax)."""
     NEEDS_BUFFER = True  # its replay CE is SS-IL's own softmax over past classes, not --mask_buffer's
+    OWN_MEMORY_POLICY = True  # class-balanced shares refilled at every task end
     DEFAULT_MASK = "ninf"
     REPLAY_RATIO = 0.25
 

@@ -83,6 +83,7 @@ class XDer(ContinualModel):
     Defaults: Mammoth's argparse defaults (see the module docstring); `--config best` adds the
     per-buffer values (utils/reference/best_configs.json)."""
     NEEDS_BUFFER = True
+    OWN_MEMORY_POLICY = True  # class-balanced shares refilled at every task end
     BUFFER_CE = True
     DEFAULT_MASK = "ninf"
 

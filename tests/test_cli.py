@@ -106,7 +106,7 @@ REFUSED_AS_SILENT = [
     (["--model", "joint", "--buffer_size", "5"], ("--buffer_size", "model joint has no buffer")),
     (["--model", "der", "--buffer_size", "20", "--minibatch_size", "30"], ("--minibatch_size", "30", "at most")),
     (["--model", "er", "--buffer_size", "5", "--alpha", "0.5"],
-     ("--alpha", "model er", "models der, derpp, derppmr, orthderppmr, xder")),
+     ("--alpha", "model er", "models der, derpp, derppmr, lwf, orthderppmr, xder")),
     (["--model", "sgd", "--nf", "20"], ("--nf", "dataset seq-digits", "seq-cifar10", "seq-tinyimg")),
     (["--model", "sgd", "--lambd=0.1"], ("--lambd", "model xder")),
     (["--model", "derr"], ("--model", "'derr'", "did you mean 'der'")),

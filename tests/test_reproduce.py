@@ -25,7 +25,7 @@ def test_the_verdict_rule_with_and_without_the_papers_std():
     assert "outside the 95% interval" in outside.text() and verdict([85.0], 84.55).agrees is None
 
 
-@pytest.mark.parametrize("table,runs", [("der-table2-cifar10", 100), ("der-table2-tinyimg", 70), ("der-smnist", 100),
+@pytest.mark.parametrize("table,runs", [("der-table2-cifar10", 100), ("der-table2-tinyimg", 70), ("der-smnist", 190),
                                         ("xder-table1-cifar100", 110)])
 def test_every_tables_dry_run_counts_its_runs(tmp_path, capsys, table, runs):
     assert reproduce.main([table, "--dry_run", "--no_estimate", "--results_path", str(tmp_path)]) == 0
@@ -34,7 +34,8 @@ def test_every_tables_dry_run_counts_its_runs(tmp_path, capsys, table, runs):
 
 def test_the_smnist_stand_in_end_to_end_with_its_caveat_and_estimate(tmp_path, capsys):
     out = tmp_path / "repro"
-    argv = ["der-smnist", "--stand_in", "seq-mnist-5k", "--seeds", "2", "--buffers", "200", "--results_path", str(out)]
+    argv = ["der-smnist", "--stand_in", "seq-mnist-5k", "--seeds", "2", "--buffers", "200", "--results_path", str(out),
+            "--models", "sgd", "er", "der", "derpp"]
     assert reproduce.main(argv + ["--dry_run"]) == 0
     dry = capsys.readouterr().out
     assert "8 runs" in dry and "cost estimate:" in dry and "seq-mnist-5k: 4,000 training images" in dry
@@ -57,7 +58,8 @@ def test_the_smnist_stand_in_end_to_end_with_its_caveat_and_estimate(tmp_path, c
     (["der-smnst"], "did you mean 'der-smnist'?"),
     (["der-smnist"], "downloads it; offline, --stand_in seq-mnist-5k runs it on a stand-in"),
     (["der-table2-cifar10", "--stand_in", "seq-mnist-5k"], "is not allowed for der-table2-cifar10: it has none"),
-    (["der-smnist", "--buffers", "100"], "der-smnist has buffers 200, 500, 5120")])
+    (["der-smnist", "--buffers", "100"], "der-smnist has buffers 200, 500, 5120"),
+    (["der-smnist", "--models", "gss"], "der-smnist has models sgd, ewc_on, si, lwf, er, agem, icarl, der, derpp")])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         reproduce.main(argv + ["--data_path", str(tmp_path / "nothing"), "--results_path", str(tmp_path)])

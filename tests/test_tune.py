@@ -145,3 +145,7 @@ def test_the_shipped_tune_grid_is_valid_and_equal_in_budget(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "10 groups × 8 trials × 3 selection seeds" in out and "240 + 50 runs" in out
     assert "240 runs, 0 already in" in out
+    healthy = [f"{ROOT}/grids/tune-digits-healthy.yaml", "--results_path", str(tmp_path / "h"), "--dry_run"]
+    assert tune.main(healthy) == 0
+    out = capsys.readouterr().out
+    assert "25 groups × 8 trials × 3 selection seeds" in out and "600 + 125 runs" in out

@@ -27,6 +27,7 @@ def build_parser(tables):
                                            "seq-mnist-5k): a check of the path, not a reproduction")
     parser.add_argument("--seeds", type=positive_int, help="seeds per cell (default: the paper's, 10)")
     parser.add_argument("--buffers", nargs="+", type=int, help="only these buffer sizes (default: the table's)")
+    parser.add_argument("--models", nargs="+", help="only these of the table's models (default: all of them)")
     parser.add_argument("--results_path", help="folder of the sweep (default: results/reproduce/TABLE)")
     parser.add_argument("--workers", type=positive_int, help="parallel runs (as utils.sweep)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local", help="(default: local)")
@@ -47,6 +48,10 @@ def check(parser, options, tables):
         parser.error(f"argument --stand_in: {options.stand_in!r} is not allowed for {options.table}: {allowed}")
     if options.buffers and not set(options.buffers) <= set(table.buffers):
         parser.error(f"argument --buffers: {options.table} has buffers {', '.join(map(str, table.buffers))}")
+    if options.models:
+        if not set(options.models) <= set(table.models):
+            parser.error(f"argument --models: {options.table} has models {', '.join(table.models)}")
+        table = table._replace(models=tuple(m for m in table.models if m in options.models))
     if not options.stand_in and not options.dry_run and not any(
             os.path.exists(os.path.join(options.data_path, path)) for path in table.data):
         stand_in = f"; offline, --stand_in {table.stand_ins[0]} runs it on a stand-in" if table.stand_ins else ""
@@ -56,12 +61,18 @@ def check(parser, options, tables):
     return table
 
 
+def replays(model):
+    from utils.study.reproduction import replays as needs_buffer
+
+    return needs_buffer(model)
+
+
 def grid_blocks(table, dataset, seeds, buffers):
     """One block per model: the table's buffers (none for a model without a buffer), --config best, the seeds."""
     blocks = []
     for model in table.models:
         block = {"model": model, "dataset": dataset, "config": "best", "seed": f"0-{seeds - 1}"}
-        if model not in ("sgd", "joint"):
+        if replays(model):
             block["buffer_size"] = list(buffers)
         blocks.append(block)
     return blocks
@@ -115,7 +126,7 @@ def estimate(table, dataset, buffers, seeds, train_size):
     set_threads(1)
     lines, total = [], 0.0
     for model in table.models:
-        for buffer_size in ((0,) if model in ("sgd", "joint") else buffers):
+        for buffer_size in (buffers if replays(model) else (0,)):
             seconds, steps = step_seconds(table, dataset, model, buffer_size, train_size)
             total += seconds * steps * seeds
             lines.append(f"  {model} buffer {buffer_size or '–'}: {1000 * seconds:.1f} ms per step × {steps:,} steps "

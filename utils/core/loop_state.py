@@ -24,13 +24,15 @@ class LoopPosition:
 @dataclass
 class History:
     """Per task: the Class-IL and Task-IL rows of the accuracy matrix, the predictions' counts and the
-    diagnostics' means; the untrained network's rows (--eval_future) and the --eval_every curve."""
+    diagnostics' means; the untrained network's rows (--eval_future), the --eval_every curve, and the head's
+    (Class-IL, Task-IL) rows where the calibration classifies otherwise (NME)."""
     class_rows: list = field(default_factory=list)
     task_rows: list = field(default_factory=list)
     predictions: list = field(default_factory=list)
     diagnostics: list = field(default_factory=list)
     baseline: Optional[list] = None
     curve: list = field(default_factory=list)
+    head_rows: list = field(default_factory=list)
 
 
 def loop_state(position, history, stopwatch):

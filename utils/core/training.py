@@ -29,6 +29,26 @@ class NumericsError(Exception):
     """A non-finite loss or stream logits; the message says where and gives every loss term."""
 
 
+def head_accuracy(head_rows):
+    """{"head": {"class_il": ..., "task_il": ...}} of the head's rows, where a calibration classified otherwise."""
+    if not head_rows:
+        return None
+    return {"head": {"class_il": summarize([row[0] for row in head_rows], None),
+                     "task_il": summarize([row[1] for row in head_rows], None)}}
+
+
+def task_data(model, splits, indices):
+    """(images, labels, indices into them) the task's steps read: the training split at the task's indices, or,
+    where the model joins data of its own to the task (ContinualModel.joined_training_data), the task's samples
+    followed by that data, indexed 0..n−1 (the epoch's order is then a permutation of both together)."""
+    joined = model.joined_training_data()
+    if joined is None:
+        return splits.train_images, splits.train_labels, indices
+    images = torch.cat([splits.train_images[indices], joined[0].to(splits.train_images.device)])
+    labels = torch.cat([splits.train_labels[indices], joined[1].to(splits.train_labels.device)])
+    return images, labels, torch.arange(len(labels), device=indices.device)
+
+
 def training_indices(model, dataset, task):
     if model.TRAINS_ON_SEEN_TASKS:
         return torch.nonzero(task_of(dataset.splits.train_labels, dataset.N_CLASSES_PER_TASK) <= task).flatten()
@@ -98,7 +118,7 @@ class Trainer:
                 "old_accuracy": [old for old, _ in accuracies], "new_accuracy": [new for _, new in accuracies],
                 "task_confusion": task_confusion(predictions[-1]["counts"]) if predictions else None,
                 "diagnostics": history.diagnostics, "online_accuracy": self.model.online_accuracy(),
-                "calibration_fit": self.model.calibration.summary(),
+                "calibration_fit": self.model.calibration.summary() or head_accuracy(history.head_rows),
                 "eval_curve": history.curve or None,
                 **summarize_stability(history.curve, self.dataset.N_TASKS, history.class_rows[-1])}
 
@@ -111,15 +131,17 @@ class Trainer:
             self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
         else:
             self.model.begin_task(task, splits.train_labels[indices])
+            self.model.prepare_task(task, splits.train_images[indices], splits.train_labels[indices])
             self.scheduler = task_scheduler(self.model.opt, args)
             position.task_started, position.epoch, position.step, position.order = True, 0, 0, None
-        n_batches = -(-len(indices) // args.batch_size)
+        self.images, self.labels, order = task_data(self.model, splits, indices)
+        n_batches = -(-len(order) // args.batch_size)
         bar = tqdm(total=args.n_epochs * n_batches, initial=position.epoch * n_batches + position.step,
                    desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet or not bars_allowed(), leave=False,
                    dynamic_ncols=True)
         while position.epoch < args.n_epochs:
             if position.order is None:
-                position.order = indices[torch.randperm(len(indices), generator=self.generator).to(indices.device)]
+                position.order = order[torch.randperm(len(order), generator=self.generator).to(order.device)]
             batches = position.order.split(args.batch_size)
             self.window_start = position.step
             while position.step < len(batches):
@@ -136,6 +158,9 @@ class Trainer:
         self.curve_point()  # the last point before the switch to the next task
         with self.stopwatch.pause():  # the evaluation is not training time, checkpoints or not
             class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
+        if self.model.calibration.REPLACES_HEAD:
+            with self.stopwatch.pause(), self.model.head_only():
+                history.head_rows.append(evaluate(self.model, self.dataset, task)[:2])
         history.class_rows.append(class_il)
         history.task_rows.append(task_il)
         history.predictions.append(predictions)
@@ -148,8 +173,8 @@ class Trainer:
             self.checkpoint(args.checkpoint_dir)
 
     def train_step(self, batch, bar):
-        position, splits = self.position, self.dataset.splits
-        loss = self.model.train_step(splits.train_images[batch], splits.train_labels[batch])
+        position = self.position
+        loss = self.model.train_step(self.images[batch], self.labels[batch])
         position.step += 1
         position.global_step += 1
         self.steps_run += 1

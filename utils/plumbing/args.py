@@ -24,6 +24,10 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     run.add_argument("--buffer_size", type=non_negative_int, default=0,
                      help="replay buffer capacity: required (> 0) for replay models, refused for models without "
                           "a buffer")
+    run.add_argument("--buffer_policy", choices=("reservoir", "balanced"), default="reservoir",
+                     help="what the buffer keeps: reservoir (a uniform sample of the stream) or balanced (class-"
+                          "balanced reservoir sampling, CBRS: as many of each class seen as the stream allows); "
+                          "refused for models whose memory has its own policy (default: reservoir)")
     run.add_argument("--minibatch_size", type=positive_int,
                      help="buffer samples per draw, at most --buffer_size (default: --batch_size or --buffer_size, "
                           "the smaller)")

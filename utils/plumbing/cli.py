@@ -176,6 +176,9 @@ def resolve_buffer(parser, args, model_cls):
     if model_cls.NEEDS_BUFFER and args.buffer_size == 0:
         parser.error(f"argument --buffer_size: {args.buffer_size} is not allowed: "
                      f"model {args.model} replays, give a positive integer")
+    if args.buffer_policy != "reservoir" and (model_cls.OWN_MEMORY_POLICY or not model_cls.NEEDS_BUFFER):
+        why = "its memory has its own policy" if model_cls.NEEDS_BUFFER else "it has no buffer"
+        parser.error(f"argument --buffer_policy: {args.buffer_policy!r} is not allowed with model {args.model}: {why}")
     if not model_cls.NEEDS_BUFFER:
         for flag, value in (("buffer_size", args.buffer_size), ("minibatch_size", args.minibatch_size)):
             if value:  # naming the replay models imports them all: only on this error path
@@ -201,6 +204,9 @@ def check_calibration(parser, args, model_cls):
     if not model_cls.NEEDS_BUFFER:
         parser.error(f"argument --calibration: {args.calibration!r} is not allowed with model {args.model}: "
                      f"a correction of recency bias is for the replay models")
+    if model_cls.OWN_CLASSIFIER:
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed with model {args.model}: it "
+                     f"evaluates with a classifier of its own, not the head a correction adjusts")
     heads = CALIBRATIONS.get(args.calibration).HEADS
     if heads and args.head not in heads:
         parser.error(f"argument --calibration: {args.calibration!r} is not allowed with --head {args.head}: it is "

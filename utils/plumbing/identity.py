@@ -14,7 +14,8 @@ COSMETIC_FLAGS = frozenset(PATH_FLAGS + ("quiet", "resume", "threads", "log_ever
 MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another device
 # Flags added after results existed, left out of the key at the default that reproduces the runs before them,
 # so that those runs keep their keys.
-LATER_FLAG_DEFAULTS = {"levers": "fixed", "diagnostics_every": 1, "validation": 0.0, "validation_seed": 0}
+LATER_FLAG_DEFAULTS = {"levers": "fixed", "diagnostics_every": 1, "validation": 0.0, "validation_seed": 0,
+                       "buffer_policy": "reservoir"}
 # Values that are no flag but sat in a run's args before they moved to the results line's launch fields (the
 # --config source's citation): never in the key; a line written with one has a stale stored key_hash, so its key
 # is recomputed from its args (utils.plumbing.results_file.keys_of).

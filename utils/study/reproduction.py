@@ -34,7 +34,8 @@ TABLES = {
                                 10, 10, 50000, (3, 32, 32), ("cifar-10-batches-py",)),
     "der-table2-tinyimg": Table("seq-tinyimg", ("sgd", "er", "der", "derpp"), (200, 500), "der2020-table2", 10, 10,
                                 100000, (3, 64, 64), ("tiny-imagenet-200",)),
-    "der-smnist": Table("seq-mnist", ("sgd", "er", "der", "derpp"), (200, 500, 5120), "der2020-release", 10, 10,
+    "der-smnist": Table("seq-mnist", ("sgd", "ewc_on", "si", "lwf", "er", "agem", "icarl", "der", "derpp"),
+                        (200, 500, 5120), "der2020-release", 10, 10,
                         60000, (1, 28, 28),
                         ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-images-idx3-ubyte.gz"),
                         ("seq-mnist-5k",)),
@@ -45,12 +46,18 @@ STAND_IN_CAVEAT = {"seq-mnist-5k": "stand-in: 5,000 MNIST images, not the paper'
                                    "check of the path, not a reproduction"}
 
 
+def replays(model):
+    from models import MODELS
+
+    return MODELS.get(model).NEEDS_BUFFER
+
+
 def cells(table, entries):
     """[(model, buffer, published entry)] of the table: each model at each buffer (a model without a buffer once),
     with the published figure of the table's source."""
     found = []
     for model in table.models:
-        for buffer_size in ((0,) if model in ("sgd", "joint") else table.buffers):
+        for buffer_size in (table.buffers if replays(model) else (0,)):
             entry = next((e for e in entries if e["source"] == table.source and e["dataset"] == table.dataset
                           and e["model"] == model and (e["buffer_size"] or 0) == buffer_size), None)
             if entry is not None:

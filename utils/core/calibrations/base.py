@@ -3,8 +3,11 @@ the evaluation, never on the training loss."""
 
 
 class Calibration:
-    """Subclasses override end_task() and/or adjust(). HEADS: the heads it is defined for (None: any)."""
+    """Subclasses override end_task() and/or adjust() (or logits(), to classify from more than the head's logits).
+    HEADS: the heads it is defined for (None: any). REPLACES_HEAD: the evaluation reads another classifier than
+    the head, so the loop also evaluates the head and records its accuracy beside."""
     HEADS = None
+    REPLACES_HEAD = False
 
     @classmethod
     def from_args(cls, args):
@@ -21,6 +24,10 @@ class Calibration:
 
     def end_task(self, model, task):
         """Called after `task`'s training (and the model's own end_task), before its evaluation."""
+
+    def logits(self, model, images):
+        """The evaluation's logits of normalised `images` (the model in eval mode): the head's, adjusted."""
+        return self.adjust(model.net(images), model)
 
     def adjust(self, logits, model):
         """The logits the evaluation reads (the model in eval mode); unchanged by default."""
