@@ -83,7 +83,8 @@ def run(args, argv, model_cls, dataset_cls, signals):
     if repair:
         print(f"warning: {repair}", file=sys.stderr)
     value = "" if args.mask_value is None else f"m={args.mask_value}, "
-    print(f"\n{args.model} | {args.dataset} | mask {args.mask} ({value}scope {args.mask_scope}) | "
+    stream = "" if args.stream == "tasks" and args.passes == 1 else f"stream {args.stream}, passes {args.passes} | "
+    print(f"\n{args.model} | {args.dataset} | {stream}mask {args.mask} ({value}scope {args.mask_scope}) | "
           f"buffer {args.buffer_size} | seed {args.seed} | train {record['train_time_s']:.1f} s")
     print(format_table(record))
     if error is not None:
@@ -102,8 +103,9 @@ def format_table(record):
     rows.append(["online_acc", cell(record["online_accuracy"]["mean"]), "—"])
     if record["eval_curve"]:  # --eval_every
         rows += [[name, cell(value), "—"] for name, value in (
-            ("anytime_acc", record["anytime_accuracy"]), ("min_acc", record["min_acc"]["mean"]),
-            ("wc_acc", record["wc_acc"]), ("stability_gap", record["stability_gap"]["mean"]),
+            ("anytime_acc", record["anytime_accuracy"]), ("a_auc", record["a_auc"]),
+            ("min_acc", record["min_acc"]["mean"]), ("wc_acc", record["wc_acc"]),
+            ("stability_gap", record["stability_gap"]["mean"]),
             ("gap_recovered", record["stability_gap"]["recovered_share"]))]
     table = tabulate(rows, headers=["metric (%)", "Class-IL", "Task-IL"], tablefmt="github")
     if record["class_il"]["fwt"] is None and not record["args"].get("eval_future"):

@@ -59,6 +59,7 @@ class ContinualDataset:
     CONVOLUTIONAL = False
     BUNDLED = False
     CONFIG_DATASET = None  # the dataset whose --config best entries this one takes (None: its own)
+    BOUNDARIES = True  # False: the stream never announces a task, whatever --stream (e.g. MNIST-360)
 
     def __init__(self, args):
         self.args = args
@@ -128,6 +129,12 @@ class ContinualDataset:
         self.strong = self.strong_augmentation().to(device)
         self.mean = torch.tensor(self.MEAN, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.STD, device=device).view(1, -1, 1, 1)
+
+    def stream_order(self, generator):
+        """The dataset's own training stream: a list of index tensors into splits.train_*, one per segment, trained
+        in that order without shuffling, drawn with `generator` (seeded from --seed); None (the default): the loop
+        builds the order from --stream (utils/core/streams.py)."""
+        return None
 
     def task_indices(self, task, train=True):
         labels = self.splits.train_labels if train else self.splits.test_labels

@@ -40,6 +40,7 @@ class AGem(ContinualModel):
     NEEDS_BUFFER = True
     BUFFER_CE = True
     OWN_MEMORY_POLICY = True
+    TASK_FREE_REFUSAL = "its memory is filled at task ends (agem_r, its reservoir form, runs without tasks)"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,8 +13,12 @@ class AGemR(AGem):
     the draw is not augmented (`get_data(minibatch_size)` with no transform, unlike agem's): here the drawn images
     are normalised as the evaluation's are (Mammoth's non-augmented images are its `not_aug_transform`'s, which
     on seq-cifar10 also leaves out the normalisation; seq-mnist has none). --buffer_policy balanced replaces the
-    reservoir by class-balanced reservoir sampling."""
+    reservoir by class-balanced reservoir sampling.
+
+    Task-free: the reservoir fills from the first batch, and the reference gradient is drawn from it as soon as it
+    holds a sample; nothing is done at a task end."""
     OWN_MEMORY_POLICY = False
+    TASK_FREE_REFUSAL = None
 
     def replay_view(self, images):
         return self.normalize(images)

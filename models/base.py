@@ -25,6 +25,13 @@ from utils.core.masks.functional import (
 from utils.speed.finite_watch import FiniteWatch
 
 
+def measured_task(model):
+    """The task the online accuracy and the diagnostics count a step in: the announced one, or where the model acts
+    task-free the task the loop's segment stands for (utils/core/streams.py nominal_tasks; the same on a stream of
+    tasks)."""
+    return model.measured_task if model.task_free else model.task
+
+
 class NonFiniteLoss(Exception):
     """Steps whose loss or stream logits were not finite: `index` is the first one's place among the steps
     since the last read; the message gives each of its loss terms."""
@@ -41,7 +48,9 @@ class ContinualModel(nn.Module):
     NEEDS_BUFFER: --buffer_size must be > 0. TRAINS_ON_SEEN_TASKS: each task trains on the data
     of every task seen so far (joint). DEFAULT_MASK / DEFAULT_SCOPE / DEFAULT_HEAD reproduce the
     original paper (the head replaces the backbone's classifier: backbone/heads.py). CONFIG_NAME: the
-    model whose --config best entries this one takes (None: its own name).
+    model whose --config best entries this one takes (None: its own name). TASK_FREE_REFUSAL: why the model cannot
+    run on a stream that announces no task (one line the command line refuses it with; None: it runs task-free,
+    start_task_free()).
     """
     NEEDS_BUFFER = False
     REPLAY_RATIO = None  # default --minibatch_size as a fraction of --batch_size (None: as large as allowed)
@@ -52,7 +61,9 @@ class ContinualModel(nn.Module):
     DEFAULT_HEAD = "linear"
     CONFIG_NAME = None
     OWN_MEMORY_POLICY = False  # decides itself what its buffer keeps (herding, greedy balance, task-end shares)
+    JOINS_EXEMPLARS = False  # the buffer's exemplars join each task's training data (joined_training_data)
     OWN_CLASSIFIER = False  # evaluates with a classifier of its own, not the head (iCaRL's NME): no calibration
+    TASK_FREE_REFUSAL = None
 
     def __init__(self, backbone, args, dataset, device):
         super().__init__()
@@ -69,7 +80,12 @@ class ContinualModel(nn.Module):
         self.register_buffer("trained_label_counts", torch.zeros(self.n_classes, device=device))
         self.counts = LabelCounts(self.trained_label_counts)
         self.mask = mask_from_args(args, self.counts)
-        self.task_free = False  # whether the stream announces no tasks (ER-ACE's --task_free)
+        if args.mask_scope == "recent":
+            self.counts.keep_streamed()
+        self.task_free = False  # whether masks and replay act as if no task were announced (ER-ACE's --task_free)
+        self.boundaries = True  # whether the loop announces tasks (begin_task, end_task); False: start_task_free()
+        self.measured_task = 0  # the task the loop's segment stands for (measured_task(); no learner reads it)
+        self.first_pass, self.last_pass = True, True  # where the step is among --passes steps on one batch
         self.calibration = CALIBRATIONS.get(args.calibration).from_args(args)
         self.reading_head = False
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
@@ -113,6 +129,13 @@ class ContinualModel(nn.Module):
         """Called by the training loop after end_task(): the calibration's task-end correction."""
         self.calibration.end_task(self, task)
 
+    def start_task_free(self):
+        """On a stream that announces no task (utils/core/streams.py), called by the loop before the first step, and
+        again on resume: no begin_task / end_task will come, self.task stays 0, the masks see no task
+        (Position.task_free) and the label counts' training distribution is their running count (balanced)."""
+        self.task_free, self.boundaries = True, False
+        self.counts.follow_total()
+
     def begin_task(self, task, train_labels):
         """Start `task`; train_labels are the labels it trains on (with the buffer's, its training distribution)."""
         self.task = task
@@ -126,10 +149,12 @@ class ContinualModel(nn.Module):
         warm-up of the new head); nothing by default."""
 
     def joined_training_data(self):
-        """(uint8 images, labels) that join the current task's training data, shuffled in with it for every epoch
-        (iCaRL's and LUCIR's exemplars, as Mammoth's `icarl_replay` merges the buffer into the task's dataset), or
-        None (the default): read by the training loop when a task starts or resumes."""
-        return None
+        """(uint8 images, labels) that join the current task's training data, shuffled in with it for every epoch:
+        the buffer's exemplars where JOINS_EXEMPLARS (iCaRL's and LUCIR's, as Mammoth's `icarl_replay` merges the
+        buffer into the task's dataset), else None; read by the training loop when a task starts or resumes."""
+        if not self.JOINS_EXEMPLARS or self.buffer.is_empty():
+            return None
+        return self.buffer.images[:self.buffer.size], self.buffer.labels[:self.buffer.size]
 
     def end_task(self, task, images, labels):
         """Called after the last epoch of `task` with its uint8 training images and labels."""
@@ -137,36 +162,48 @@ class ContinualModel(nn.Module):
     def observe(self, images, labels):
         raise NotImplementedError
 
-    def train_step(self, images, labels):
+    def train_step(self, images, labels, first=True, last=True):
         """One training step on a stream batch (the training loop's call): the step's label counts begin with the
-        stream rows (a buffer draw adds its own), then the model's observe()."""
+        stream rows (a buffer draw adds its own), then the model's observe(). With --passes K the loop makes K steps
+        on one batch: the online accuracy counts its first (test, then train), the buffer takes it at its last."""
+        self.first_pass, self.last_pass = first, last
         self.counts.begin_step()
-        self.counts.add(labels)
+        self.counts.add(labels, stream=True)
         self.diagnostics.begin_step()
         return self.observe(images, labels)
 
     def position(self):
-        """Where the step is, for the scopes and the masks' own terms (the classes seen: for the ace scope only)."""
-        seen = self.counts.seen() if self.args.mask_scope == "ace" else None
-        return Position(self.task, self.classes_per_task, self.n_classes, seen, self.task_free)
+        """Where the step is, for the scopes and the masks' own terms (the classes seen: for the ace scope only; the
+        classes of the last --scope_window steps' stream rows: for the recent scope only)."""
+        scope = self.args.mask_scope
+        seen = self.counts.seen() if scope == "ace" else None
+        recent = self.counts.streamed_within(self.args.scope_window) if scope == "recent" else None
+        return Position(self.task, self.classes_per_task, self.n_classes, seen, self.task_free, recent)
 
     def stream_loss(self, logits, labels):
         """CE of the stream rows through the mask over the classes --mask_scope keeps (each row's label always
         kept), plus the mask's own extra term if it has one: the mask's one place in every model."""
         position = self.position()
         keep = label_kept(SCOPES[self.args.mask_scope](labels, position), labels)
-        observed = self.diagnostics.observe_stream(logits, self.task)
+        observed = self.diagnostics.observe_stream(logits, measured_task(self))
         masked = masked_logits(observed, keep, self.mask)
         self.diagnostics.observe_masked(masked, keep)
         extra = self.mask.extra_loss(at_least_fp32(observed), labels, position)
         return F.cross_entropy(masked, labels) + (0 if extra is None else extra)
 
     def observe_online(self, logits, labels):
-        """Online accuracy: the stream batch's Class-IL predictions (among the seen classes) from the
-        training forward, before the step; counted on the device (argmax and comparison record no graph)."""
-        seen = (self.task + 1) * self.classes_per_task
-        self.online_counts[0, self.task] += (logits[:, :seen].argmax(1) == labels).sum()
-        self.online_seen[self.task] += len(labels)
+        """Online accuracy: the stream batch's Class-IL predictions (among the seen classes: those of the tasks so
+        far, or on a stream without boundaries the classes trained on so far) from the training forward, before the
+        batch's first step; counted on the device (argmax and comparison record no graph)."""
+        if not self.first_pass:
+            return
+        if self.boundaries:
+            predicted = logits[:, :(self.task + 1) * self.classes_per_task].argmax(1)
+        else:
+            predicted = logits.masked_fill(~self.counts.seen()[:logits.shape[1]], float("-inf")).argmax(1)
+        task = measured_task(self)
+        self.online_counts[0, task] += (predicted == labels).sum()
+        self.online_seen[task] += len(labels)
 
     def online_accuracy(self):
         """{"per_task": % per task (None before a task's first batch), "mean": % over every stream batch}."""
@@ -177,7 +214,7 @@ class ContinualModel(nn.Module):
     def buffer_loss(self, logits, labels):
         """Buffer CE: plain, or masked under --mask_buffer with --buffer_scope (task: each row's own task's
         classes; past: the classes of every task before the current one; a row's label is always kept)."""
-        logits = self.diagnostics.observe_buffer(logits, self.task)
+        logits = self.diagnostics.observe_buffer(logits, measured_task(self))
         if self.args.mask_buffer:
             position = self.position()._replace(n_classes=logits.shape[1])  # X-DER's reads its past heads only
             return masked_cross_entropy(logits, labels, BUFFER_SCOPES[self.args.buffer_scope](labels, position),
@@ -209,8 +246,9 @@ class ContinualModel(nn.Module):
         return loss
 
     def remember(self, images, labels, logits=None):
-        """Reservoir-insert the non-augmented stream batch."""
-        self.buffer.add(images, labels, logits)
+        """Reservoir-insert the non-augmented stream batch (at the last of its --passes steps)."""
+        if self.last_pass:
+            self.buffer.add(images, labels, logits)
 
     def step(self, terms, stream_logits, labels):
         """One SGD step on the sum of the named loss terms (`ce`: the stream rows' cross-entropy as it enters the

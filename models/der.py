@@ -8,7 +8,10 @@ from utils.plumbing.parser import non_negative_float
 @register_model("der")
 class Der(ContinualModel):
     """Dark Experience Replay (Buzzega et al. 2020): CE_mask(stream) + α·MSE(f(x_b), z_b), where
-    z_b are the raw logits stored when x_b entered the buffer. Separate forwards, as the paper's code."""
+    z_b are the raw logits stored when x_b entered the buffer. Separate forwards, as the paper's code.
+
+    Task-free, as the paper runs it on MNIST-360 (§5): the reservoir and its logits fill from every batch and are
+    replayed as soon as they hold a sample; nothing is done at a task start or end."""
     NEEDS_BUFFER = True
 
     @staticmethod

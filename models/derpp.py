@@ -7,7 +7,9 @@ from utils.plumbing.parser import non_negative_float
 
 @register_model("derpp")
 class Derpp(ContinualModel):
-    """DER++ (Buzzega et al. 2020): DER + β·CE(f(x_b''), y_b'') on a second, independent draw."""
+    """DER++ (Buzzega et al. 2020): DER + β·CE(f(x_b''), y_b'') on a second, independent draw.
+
+    Task-free as DER (the paper's MNIST-360): both draws from the reservoir as soon as it holds a sample."""
     NEEDS_BUFFER = True
     BUFFER_CE = True
 

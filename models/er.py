@@ -7,7 +7,10 @@ from models.base import ContinualModel
 @register_model("er")
 class Er(ContinualModel):
     """Experience Replay (Riemer et al. 2019; Chaudhry et al. 2019) as in Mammoth: one forward over
-    [stream; buffer draw], loss = mean over all rows, stream rows through the mask."""
+    [stream; buffer draw], loss = mean over all rows, stream rows through the mask.
+
+    Task-free: the reservoir takes every batch and is drawn from as soon as it holds a sample; nothing is done at a
+    task start or end."""
     NEEDS_BUFFER = True
     BUFFER_CE = True
 

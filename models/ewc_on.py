@@ -1,7 +1,7 @@
 """Online EWC (Schwarz et al., "Progress & Compress", ICML 2018; EWC: Kirkpatrick et al., PNAS 2017) as Mammoth's
 `ewc_on`.
 
-As aimagelab/mammoth `models/ewc_on.py` computes it at its tag neurips2020 (1f3978b, the DER paper's figures; the
+As aimagelab/mammoth `models/ewc_on.py` computes it at its tag neurips2020 (commit cb9a36d, the DER paper's figures; the
 same maths at e75a491, which adds the penalty's gradient in closed form): the loss is CE + λ · Σ_k F_k (θ_k − θ*_k)²
 over every parameter of the network (no ½), from the second task on. At each task end, with the network as training
 leaves it (training mode: BatchNorm layers normalise each single sample by itself and update their running
@@ -32,6 +32,7 @@ from utils.plumbing.parser import non_negative_float
 class EwcOn(ContinualModel):
     """Online EWC (Schwarz et al. 2018): CE_mask(stream) + λ·Σ F (θ − θ*)², F a decayed running sum (γ) of each
     task's empirical Fisher computed at its end as Mammoth's ewc_on does, θ* the weights at the last task end."""
+    TASK_FREE_REFUSAL = "its Fisher information and anchor weights are taken at every task end"
 
     @staticmethod
     def add_args(parser):

@@ -128,6 +128,7 @@ class GDumb(ContinualModel):
     loss stops the run; buffer 20 runs through)."""
     NEEDS_BUFFER = True
     OWN_MEMORY_POLICY = True
+    TASK_FREE_REFUSAL = "the network it evaluates is trained from its memory at every task end"
 
     @staticmethod
     def add_args(parser):
@@ -156,7 +157,7 @@ class GDumb(ContinualModel):
     def observe(self, images, labels):
         logits = self.net(self.augment(images))
         loss = self.step({"ce": self.stream_loss(logits, labels)}, logits, labels)
-        self.buffer.add(images, labels)
+        self.remember(images, labels)
         return loss
 
     def before_update(self):

@@ -1,6 +1,6 @@
 """iCaRL (Rebuffi et al., CVPR 2017) as Mammoth's `icarl`.
 
-The details follow aimagelab/mammoth `models/icarl.py` at its tag neurips2020 (1f3978b), the code behind the DER
+The details follow aimagelab/mammoth `models/icarl.py` at its tag neurips2020 (commit cb9a36d), the code behind the DER
 paper's (Buzzega et al. 2020) S-MNIST iCaRL figure, which is the figure the suite reproduces
 (`python -m utils.reproduce der-smnist`); Mammoth's HEAD (e75a491), marked verified in its REPRODUCIBILITY.md for
 the iCaRL paper's own CIFAR-100 setting, differs where noted:
@@ -98,8 +98,11 @@ class ICarl(ContinualModel):
     classes, exemplars joined to each task's data, herded class-balanced memory, nearest-mean-of-exemplars
     evaluation; Mammoth's neurips2020 code (see the module docstring)."""
     NEEDS_BUFFER = True
+    JOINS_EXEMPLARS = True
     OWN_MEMORY_POLICY = True  # herding into class-balanced shares at every task end
     OWN_CLASSIFIER = True  # evaluates with the nearest mean of exemplars
+    TASK_FREE_REFUSAL = ("it herds its exemplars and freezes its distillation teacher at every task end, and joins "
+                         "the exemplars to each task's data")
 
     @staticmethod
     def add_args(parser):
@@ -117,10 +120,6 @@ class ICarl(ContinualModel):
         super().train(mode)
         self.old_net.eval()
         return self
-
-    def joined_training_data(self):
-        return None if self.buffer.is_empty() else (self.buffer.images[:self.buffer.size],
-                                                    self.buffer.labels[:self.buffer.size])
 
     def forward(self, x):
         """Training: the network's logits; evaluation: −squared distance of the features to each class's mean

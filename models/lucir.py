@@ -97,7 +97,10 @@ class Lucir(ContinualModel):
     ranking against the hard new classes, exemplars joined to each task's data, herded class-balanced memory and
     finetuning of the head on it at every task end; Mammoth's code (see the module docstring)."""
     NEEDS_BUFFER = True  # the finetuning and the joined exemplars
+    JOINS_EXEMPLARS = True
     OWN_MEMORY_POLICY = True  # herding into class-balanced shares at every task end
+    TASK_FREE_REFUSAL = ("its head grows and its teacher is frozen at every task start, and it herds and finetunes "
+                         "on a balanced set at every task end")
     DEFAULT_HEAD = "cosine"
 
     @staticmethod
@@ -138,10 +141,6 @@ class Lucir(ContinualModel):
         super().train(mode)
         self.old_net.eval()
         return self
-
-    def joined_training_data(self):
-        return None if self.buffer.is_empty() else (self.buffer.images[:self.buffer.size],
-                                                    self.buffer.labels[:self.buffer.size])
 
     def prepare_task(self, task, images, labels):
         """From the second task on: only the new block trains, imprinted from the task's images first."""

@@ -1,6 +1,6 @@
 """Learning without Forgetting (Li & Hoiem, ECCV 2016; TPAMI 2018) as Mammoth's `lwf`.
 
-The details follow aimagelab/mammoth `models/lwf.py` at its tag neurips2020 (1f3978b), the code behind the DER
+The details follow aimagelab/mammoth `models/lwf.py` at its tag neurips2020 (commit cb9a36d), the code behind the DER
 paper's (Buzzega et al. 2020) LwF figures:
 
 - at the start of every task after the first, the new task's head is warmed up: --n_epochs passes over the task's
@@ -62,6 +62,8 @@ class Lwf(ContinualModel):
         parser.add_argument("--wd_reg", type=non_negative_float, default=0.0005,
                             help="weight of the L2 term Σ θ² over the network's parameters (default: 0.0005, every "
                                  "DER release config)")
+
+    TASK_FREE_REFUSAL = "it warms up the new task's head and freezes its teacher at every task start"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

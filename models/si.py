@@ -1,6 +1,6 @@
 """Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017) as Mammoth's `si`.
 
-As aimagelab/mammoth `models/si.py` computes it at its tag neurips2020 (1f3978b), the code behind the DER paper's
+As aimagelab/mammoth `models/si.py` computes it at its tag neurips2020 (commit cb9a36d), the code behind the DER paper's
 figures: the loss is CE + c · Σ_k Ω_k (θ_k − θ*_k)² over every parameter of the network (no penalty on the first
 task); each step the gradient of that whole loss is clipped to [−1, 1] element-wise, the SGD step taken with it, and
 the path integral grows by ω_k += lr · g_k², g the clipped gradient. At each task end Ω_k += ω_k / ((θ_k − θ*_k)²
@@ -31,6 +31,7 @@ CLIP = 1.0  # Mammoth's clip_grad_value_ bound
 class Si(ContinualModel):
     """Synaptic Intelligence (Zenke et al. 2017): CE_mask(stream) + c·Σ Ω (θ − θ*)², Ω each parameter's path
     integral of the loss over the past tasks over its squared move plus ξ, accumulated each step as Mammoth's si."""
+    TASK_FREE_REFUSAL = "its importances are consolidated and its anchor weights taken at every task end"
 
     @staticmethod
     def add_args(parser):

@@ -23,6 +23,8 @@ class SsIl(ContinualModel):
     softmax is the mask's place (default ninf with the task scope: SS-IL's current-task softmax)."""
     NEEDS_BUFFER = True  # its replay CE is SS-IL's own softmax over past classes, not --mask_buffer's
     OWN_MEMORY_POLICY = True  # class-balanced shares refilled at every task end
+    TASK_FREE_REFUSAL = ("its softmax is separated by task (the new task's classes, the past ones), it distils "
+                         "task-wise from the network of the last task end and refills its buffer there")
     DEFAULT_MASK = "ninf"
     REPLAY_RATIO = 0.25
 

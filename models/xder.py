@@ -84,6 +84,8 @@ class XDer(ContinualModel):
     per-buffer values (utils/reference/best_configs.json)."""
     NEEDS_BUFFER = True
     OWN_MEMORY_POLICY = True  # class-balanced shares refilled at every task end
+    TASK_FREE_REFUSAL = ("its heads are per task (the current one trained, the future ones by SupCon) and its "
+                         "buffer is refilled at every task end")
     BUFFER_CE = True
     DEFAULT_MASK = "ninf"
 

@@ -9,6 +9,15 @@ import sys
 import main
 from tests.conftest import ROOT
 
+QUICK = {"gdumb": ["--fitting_epochs", "32"], "lucir": ["--fitting_epochs", "2"]}  # their task-end training, shortened
+
+
+def model_flags(model, buffer_size=20):
+    """The flags a test of every model gives `model`: a buffer where it replays, its task-end training shortened."""
+    from models import MODELS
+
+    return (["--buffer_size", str(buffer_size)] if MODELS.get(model).NEEDS_BUFFER else []) + QUICK.get(model, [])
+
 
 def run_main(tmp_path, *flags):
     """main.main() in-process with results under tmp_path; returns the last results record."""

@@ -82,7 +82,7 @@ def test_every_entry_cites_a_source_and_names_real_flags():
                 assert all(getattr(args, key) == value for key, value in entry.items() if key != "source")
     with pytest.raises(ConfigError):
         published_entry("seq-cifar10", "xder", 200)
-    assert {"seq-mnist", "seq-cifar10", "seq-tinyimg", "seq-cifar100"} == set(table)
+    assert {"seq-mnist", "seq-cifar10", "seq-tinyimg", "seq-cifar100", "mnist-360"} == set(table)
 
 
 # The run key holds flags only: the --config source is recorded beside the run

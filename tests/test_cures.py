@@ -9,7 +9,7 @@ import torch
 
 import main
 from models import MODELS
-from tests.helpers import build_model, run_main
+from tests.helpers import build_model, model_flags, run_main
 from utils.core.calibrations import CALIBRATIONS
 from utils.core.label_counts import LabelCounts
 from utils.core.masks.base import build_mask
@@ -118,7 +118,7 @@ def test_every_replay_model_runs_with_each_correction(tmp_path, model, calibrati
     heads = CALIBRATIONS.get(calibration).HEADS
     if heads and MODELS.get(model).DEFAULT_HEAD not in heads:
         pytest.skip(f"{calibration} is refused with {model}'s default head (tested below)")
-    record = run_main(tmp_path, "--model", model, "--buffer_size", "20", "--n_epochs", "1", "--calibration",
+    record = run_main(tmp_path, "--model", model, *model_flags(model), "--n_epochs", "1", "--calibration",
                       calibration)
     assert record["args"]["calibration"] == calibration and math.isfinite(record["class_il"]["final_avg"])
 

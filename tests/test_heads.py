@@ -9,7 +9,7 @@ from torch import nn
 from backbone.heads import CosineClassifier, with_head
 from backbone.mlp import MLP
 from models import MODELS
-from tests.helpers import build_model, parse, run_main
+from tests.helpers import build_model, model_flags, parse, run_main
 
 
 def test_cosine_head_is_ten_times_the_cosine_similarity():
@@ -77,8 +77,7 @@ def test_the_fno_head_is_non_negative_orthogonal_with_one_trained_scale():
 @pytest.mark.parametrize("head", ["rpc", "fno"])
 @pytest.mark.parametrize("model", [n for n in MODELS.names() if n != "lucir"])  # LUCIR's own head: its tests
 def test_every_model_trains_with_a_fixed_head(tmp_path, model, head):
-    buffer = ["--buffer_size", "20"] if MODELS.get(model).NEEDS_BUFFER else []
-    record = run_main(tmp_path, "--model", model, *buffer, "--n_epochs", "1", "--head", head)
+    record = run_main(tmp_path, "--model", model, *model_flags(model), "--n_epochs", "1", "--head", head)
     assert record["args"]["head"] == head and math.isfinite(record["class_il"]["final_avg"])
     assert record["task_il"]["final_avg"] > 55  # chance: 50
 

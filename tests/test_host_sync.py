@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 from datasets.augmentations import ColorJiggleInOrder
 from models import MODELS
-from tests.helpers import run_main
+from tests.helpers import model_flags, run_main
 from tests.test_datasets import write_cifar10
 from utils.core.buffer import Buffer
 from utils.core.masks import MASKS
@@ -98,14 +98,12 @@ def guarded(monkeypatch):
 FEW_STEPS = ["--n_epochs", "1", "--batch_size", "100", "--threads", "1"]  # 3 steps per task
 
 
-def buffer_flags(model):
-    return ["--buffer_size", "20"] if MODELS.get(model).NEEDS_BUFFER else []
 
 
 @pytest.mark.parametrize("model", MODELS.names())
 def test_no_model_or_mask_reads_the_host_in_a_step(tmp_path, guarded, model):
     for mask in MASKS.names():
-        run_main(tmp_path, "--model", model, "--mask", mask, *buffer_flags(model), *FEW_STEPS, "--rerun")
+        run_main(tmp_path, "--model", model, "--mask", mask, *model_flags(model), *FEW_STEPS, "--rerun")
 
 
 @pytest.mark.parametrize("flags", [["--calibration", "wa"], ["--calibration", "bic"], ["--calibration", "posthoc_la"],

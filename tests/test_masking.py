@@ -151,7 +151,7 @@ def test_task_scope_keeps_the_labels_own_task():
 
 
 def test_the_parser_offers_the_scope_tables_names():
-    assert scope_names("SCOPES") == tuple(SCOPES) == ("task", "ace", "new")
+    assert scope_names("SCOPES") == tuple(SCOPES) == ("task", "ace", "new", "batch", "recent")
     assert scope_names("BUFFER_SCOPES") == tuple(BUFFER_SCOPES) == ("task", "past")
 
 

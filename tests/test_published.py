@@ -11,7 +11,7 @@ def test_every_entry_of_the_suites_models_resolves_to_a_published_configuration(
     from utils.reference.figures import in_the_suite
 
     entries, sources = load_published()
-    assert len(entries) == 74 and sum(not in_the_suite(e) for e in entries) == 9 + 17  # GEM, GSS, HAL; MNIST-360
+    assert len(entries) == 74 and sum(not in_the_suite(e) for e in entries) == 9 + 4  # GEM, GSS, HAL; GSS, JOINT
     for entry in entries:
         assert entry["source"] in sources and 0 < entry.get("class_il", entry.get("accuracy")) < 100
         if in_the_suite(entry) and (entry["dataset"], entry["model"]) != ("seq-mnist", "joint"):
@@ -30,7 +30,7 @@ def test_the_der_releases_smnist_arguments_are_read_and_cited():
                            "best")
         assert (args.lr, args.minibatch_size, getattr(args, "alpha", None)) == (lr, minibatch, alpha)
         assert args.n_epochs == 1 and args.batch_size == 10
-        assert "tag neurips2020 (commit 1f3978b), key seq-mnist" in config_source(args)
+        assert "tag neurips2020 (commit cb9a36d), key seq-mnist" in config_source(args)
     assert parse("--model", "sgd", "--dataset", "seq-mnist", "--config", "best")[0].lr == 0.03
 
 

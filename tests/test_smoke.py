@@ -2,18 +2,15 @@
 import pytest
 
 from models import MODELS
-from tests.helpers import all_finite, run_main
+from tests.helpers import all_finite, model_flags, run_main
 from utils.core.masks import MASKS
 from utils.plumbing.record import RECORD_FIELDS
-
-REPLAY = {name for name in MODELS.names() if MODELS.get(name).NEEDS_BUFFER}
 
 
 @pytest.mark.parametrize("mask", MASKS.names())
 @pytest.mark.parametrize("model", MODELS.names())
 def test_model_mask_grid(tmp_path, model, mask):
-    buffer = ["--buffer_size", "20"] if model in REPLAY else []
-    record = run_main(tmp_path, "--model", model, "--mask", mask, *buffer, "--n_epochs", "1")
+    record = run_main(tmp_path, "--model", model, "--mask", mask, *model_flags(model), "--n_epochs", "1")
     assert list(record) == list(RECORD_FIELDS)
     assert record["model"] == model and record["mask"] == mask and record["dataset"] == "seq-digits"
     assert all_finite(record["class_il"]) and all_finite(record["task_il"])

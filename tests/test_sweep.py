@@ -147,7 +147,8 @@ def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
               "mnist5k-study.yaml": 1125, "cifar10-slice-study.yaml": 360,
               "paper-side-by-side.yaml": 20, "paper-protocol.yaml": 360, "protocol-evidence.yaml": 210,
               "digits-cures-healthy.yaml": 615, "mnist5k-healthy.yaml": 525, "digits-stability-healthy.yaml": 495,
-              "rivals-digits.yaml": 605, "rivals-mnist5k.yaml": 605, "no-memory.yaml": 320}
+              "rivals-digits.yaml": 605, "rivals-mnist5k.yaml": 605, "no-memory.yaml": 320,
+              "rivals-side-by-side.yaml": 35, "task-free.yaml": 1200}
     for name, count in counts.items():
         assert sweep.main([os.path.join(ROOT, "grids", name), "--dry_run", "--results_path", str(tmp_path)]) == 0
         assert capsys.readouterr().out.splitlines()[0].startswith(f"{count} runs, 0 already")

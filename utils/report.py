@@ -43,7 +43,7 @@ def build_parser():
                              "interval, g, p and corrected p of --compare")
     parser.add_argument("--compare", default="class_il_final_avg", metavar="METRIC",
                         help="the metric --baseline compares (default: class_il_final_avg; also task_il_final_avg, "
-                             "class_il_forgetting, recency_bias, online_acc, anytime_acc, min_acc, wc_acc, "
+                             "class_il_forgetting, recency_bias, online_acc, anytime_acc, a_auc, min_acc, wc_acc, "
                              "stability_gap, ...)")
     parser.add_argument("--conflicts", choices=("refuse", "first"), default="refuse",
                         help="lines of one run key whose results differ: refuse to report (default), or keep "
@@ -171,7 +171,7 @@ def check_baseline(parser, groups, baseline):
                          f"{', '.join(values)}){did_you_mean(wanted, values)}")
 
 
-NEEDS = {"anytime_acc": "--eval_every", "min_acc": "--eval_every", "wc_acc": "--eval_every",
+NEEDS = {"anytime_acc": "--eval_every", "a_auc": "--eval_every", "min_acc": "--eval_every", "wc_acc": "--eval_every",
          "stability_gap": "--eval_every", "gap_recovered": "--eval_every", "class_il_fwt": "--eval_future"}
 
 

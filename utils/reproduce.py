@@ -80,7 +80,7 @@ def grid_blocks(table, dataset, seeds, buffers):
 
 def step_seconds(table, dataset, model, buffer_size, train_size):
     """Median seconds of a training step of the cell's configuration on random images of the table's shape, in the
-    second task with a full buffer, on this machine (one thread)."""
+    second task (a dataset of one task: in it) with a full buffer, on this machine (one thread)."""
     import statistics
 
     import torch
@@ -103,8 +103,9 @@ def step_seconds(table, dataset, model, buffer_size, train_size):
         past = data.task_indices(0)[:buffer_size]
         model_obj.buffer.add(data.splits.train_images[past], data.splits.train_labels[past],
                              torch.randn(len(past), n_classes))
-    current = data.task_indices(1)
-    model_obj.begin_task(1, data.splits.train_labels[current])
+    later = min(1, data.N_TASKS - 1)
+    current = data.task_indices(later)
+    model_obj.begin_task(later, data.splits.train_labels[current])
     times = []
     for step in range(TIMED_STEPS + 1):
         batch = current[step * args.batch_size:(step + 1) * args.batch_size]
@@ -171,7 +172,7 @@ def comparison(table, dataset, records, seeds, buffers):
                 and r["args"]["seed"] < seeds]
         used.update(id(r) for r in mine)
         values = [r["class_il"]["final_avg"] for r in mine]
-        paper, std = entry.get("class_il"), entry.get("class_il_std")
+        paper, std = entry.get(table.figure), entry.get(f"{table.figure}_std")
         if not values:
             rows.append([model, buffer_size or "–", figure(paper, std), "not run", "", ""])
             continue
@@ -226,7 +227,8 @@ def main(argv=None):
     lines, _ = read_lines([results]) if os.path.isfile(results) else ([], [])
     records = [line.record for line in unique_runs(lines)[0]]
     rows, left_out = comparison(table, dataset, records, seeds, buffers)
-    headers = ["model", "buffer", "paper Class-IL", "suite Class-IL", "difference", "verdict"]
+    published = "Class-IL" if table.figure == "class_il" else table.figure
+    headers = ["model", "buffer", f"paper {published}", "suite Class-IL", "difference", "verdict"]
     if caveat:
         headers.append("caveat")
         rows = [row + [caveat] for row in rows]

@@ -10,15 +10,19 @@ from utils.speed.device import synchronize
 
 @dataclass
 class LoopPosition:
-    """The next step of the run: `task` (0-based; N_TASKS once training is done), whether its begin_task ran,
-    the epoch and the step within it, the epoch's order of training indices (None before it is drawn) and the
-    steps taken in the whole run."""
+    """The next step of the run: `task`, the segment of the stream (0-based: the task on a stream of tasks; the
+    number of segments once training is done), whether its start ran (begin_task where tasks are announced), the
+    epoch and the batch within it, the steps already taken on that batch (of --passes), the epoch's order of
+    training indices (None before it is drawn), the optimisation steps taken in the whole run and the stream
+    samples seen (each batch counted once, at its first step)."""
     task: int = 0
     task_started: bool = False
     epoch: int = 0
     step: int = 0
     order: Optional[Any] = None
     global_step: int = 0
+    repeat: int = 0
+    samples: int = 0
 
 
 @dataclass
@@ -45,7 +49,7 @@ def restored(state):
     `progress` dict."""
     if "progress" in state:
         progress = state["progress"]
-        position = {name: progress[name] for name in LoopPosition.__dataclass_fields__}
+        position = {name: progress[name] for name in LoopPosition.__dataclass_fields__ if name in progress}
         history = {name: progress[name] for name in History.__dataclass_fields__}
         return LoopPosition(**position), History(**history), progress["train_time_s"]
     return LoopPosition(**state["position"]), History(**state["history"]), state["train_time_s"]

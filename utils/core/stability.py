@@ -1,10 +1,17 @@
 """Stability through the stream (De Lange et al., ICLR 2023, "Continual evaluation for lifelong learning:
 identifying the stability gap") from the accuracy curves of --eval_every.
 
-A curve is a list of evaluation points {"step", "task", "epoch", "class_il": [accuracy per task, None for
-tasks not yet trained on]}: "step" counts training steps over the whole stream, "task" and "epoch" are
-where the point was taken (a point at step s of task t saw s steps, the last ones of task t). Accuracies
-are percent; a metric that is undefined (one task only) is None.
+Also the online-CL literature's two summaries of the same curve: the average anytime accuracy (AAA, Caccia et al.,
+ICLR 2022, "New Insights on Reducing Abrupt Representation Change in Online Continual Learning": the mean over
+every evaluation point; `anytime_accuracy`) and A_AUC (Koh et al., ICLR 2022, "Online Continual Learning on Class
+Incremental Blurry Task Configuration with Anytime Inference", §3: the area under the accuracy curve over the
+samples seen; `area_under_accuracy`).
+
+A curve is a list of evaluation points {"step", "task", "epoch", "samples", "class_il": [accuracy per task, None for
+tasks not yet trained on]}: "step" counts training steps over the whole stream, "samples" the stream samples seen
+(each batch once, whatever --passes; absent from curves written before it), "task" and "epoch" are where the point
+was taken (a point at step s of task t saw s steps, the last ones of task t; on a stream without boundaries the
+task its segment stands for). Accuracies are percent; a metric that is undefined (one task only) is None.
 """
 import numpy as np
 
@@ -21,6 +28,24 @@ def anytime_accuracy(curve):
     """Average anytime accuracy: mean over evaluation points of the mean accuracy on seen tasks."""
     means = [m for m in map(seen_mean, curve) if m is not None]
     return float(np.mean(means)) if means else None
+
+
+def area_under_accuracy(curve):
+    """A_AUC = Σ_i f(n_i)·(n_i − n_{i−1}) / n_k, f(n_i) the mean accuracy on the seen tasks at the i-th point, taken
+    after n_i samples (n_0 = 0): the area under the accuracy-over-samples curve, each point standing for the
+    samples since the one before, over the samples seen. With points every Δn samples it is the mean of the points'
+    accuracies, the authors' A_auc = np.mean(eval_results["test_acc"]) with an evaluation every EVAL_PERIOD
+    samples (naver-ai/i-Blurry main.py); the paper's Σ f(i·Δn)·Δn over the same normalisation. None for a curve
+    without sample counts."""
+    points = [(p["samples"], seen_mean(p)) for p in curve if p.get("samples") is not None]
+    points = [(n, f) for n, f in points if f is not None]
+    if not points or points[-1][0] == 0:
+        return None
+    area, before = 0.0, 0
+    for seen, accuracy in points:
+        area += accuracy * (seen - before)
+        before = seen
+    return area / before
 
 
 def min_accuracies(curve, n_tasks):
@@ -76,11 +101,11 @@ def stability_gaps(curve, n_tasks):
 def summarize_stability(curve, n_tasks, final_row):
     """The results line's stability fields from a curve (all None without one)."""
     if not curve:
-        return {"anytime_accuracy": None, "min_acc": None, "wc_acc": None, "stability_gap": None}
+        return {"anytime_accuracy": None, "a_auc": None, "min_acc": None, "wc_acc": None, "stability_gap": None}
     lows = min_accuracies(curve, n_tasks)
     known = [low for low in lows if low is not None]
     gaps = stability_gaps(curve, n_tasks)
-    return {"anytime_accuracy": anytime_accuracy(curve),
+    return {"anytime_accuracy": anytime_accuracy(curve), "a_auc": area_under_accuracy(curve),
             "min_acc": {"per_task": lows, "mean": float(np.mean(known)) if known else None},
             "wc_acc": worst_case_accuracy(curve, n_tasks, final_row),
             "stability_gap": {"per_switch": gaps, "mean": mean_gap(gaps), **recovery(gaps)}}

@@ -1,9 +1,21 @@
-"""The loop: tasks → epochs → observe, then evaluation of the tasks seen so far (and of future
-ones and the untrained network with --eval_future, for FWT).
+"""The loop: segments of the stream → epochs → batches → --passes steps (observe), then evaluation of the tasks
+seen so far (and of future ones and the untrained network with --eval_future, for FWT).
 
-The loop's state is its position (task, epoch, step, the epoch's order), its history (the rows so far) and the
-training clock (utils/core/loop_state.py), so a checkpoint written after any step continues exactly where the run
-stopped.
+On a stream of tasks (utils/core/streams.py) a segment is a task, reshuffled every epoch, begun and ended with the
+model's begin_task / end_task / calibrate. On a stream that announces no task (--stream blurry or gradual, or a
+dataset without boundaries) the segments are trained in the stream's order and the model hears of none of them
+(ContinualModel.start_task_free); each segment stands for a task of the dataset (streams.nominal_tasks), whose row
+of the accuracy matrix is evaluated after its last segment, on the dataset's task split.
+
+With --passes K each incoming batch takes K optimisation steps (a fresh buffer draw each) and enters the buffer
+once, at the last: the online protocol of i-Blurry (Koh et al. 2022; naver-ai/i-Blurry methods/er_baseline.py,
+`online_iter` iterations of online_train on one stream batch, update_memory after them) and of the online-CL survey
+(Soutif-Cormerais et al. 2023; AlbinSou/ocl_survey, config/strategy/method_defaults.yaml: train_epochs 3 on each
+mini-batch experience of OnlineCLScenario, the buffer updated once per experience). Mammoth has no such option.
+
+The loop's state is its position (segment, epoch, batch, pass, the epoch's order), its history (the rows so far)
+and the training clock (utils/core/loop_state.py), so a checkpoint written after any step continues exactly where
+the run stopped.
 """
 import numpy as np
 import torch
@@ -14,6 +26,7 @@ from utils.core.evaluation import evaluate, evaluate_seen, evaluation_subsets
 from utils.core.loop_state import History, LoopPosition, Stopwatch, loop_state, restored
 from utils.core.metrics import old_new_accuracy, recency_bias, summarize, task_confusion
 from utils.core.stability import summarize_stability
+from utils.core.streams import build_stream, nominal_tasks
 from utils.core.tasks import task_of
 from utils.plumbing.checkpoint import rng_states, save_checkpoint, set_rng_states
 from utils.plumbing.console import bars_allowed
@@ -88,14 +101,19 @@ class Trainer:
         return state["scheduler"]
 
     def run(self, resume_state=None):
-        """Train task by task; returns the Class-IL and Task-IL summaries, the training time (s)
+        """Train segment by segment; returns the Class-IL and Task-IL summaries, the training time (s)
         and the number of skipped steps."""
         scheduler_state = None
+        self.stream = build_stream(self.args, self.dataset)
+        segments = self.stream.segments
+        self.nominal = nominal_tasks(self.dataset.N_TASKS if segments is None else len(segments), self.dataset.N_TASKS)
         if resume_state is None:
             if self.args.eval_future:
                 self.history.baseline = evaluate(self.model, self.dataset, -1, future=True)[:2]
         else:
             scheduler_state = self.restore(resume_state)
+        if not self.stream.announced:
+            self.model.start_task_free()
         self.stop_if_signalled()
         self.subsets = evaluation_subsets(self.dataset, self.args.eval_subset, self.args.seed) \
             if self.args.eval_every else None
@@ -103,7 +121,7 @@ class Trainer:
         self.stopwatch.start()
         self.events = EventLog(self.args, self.position.global_step + 1 if resume_state else None)
         try:
-            while self.position.task < self.dataset.N_TASKS:
+            while self.position.task < len(self.nominal):
                 self.train_task(scheduler_state)
                 scheduler_state = None
         finally:
@@ -122,28 +140,39 @@ class Trainer:
                 "eval_curve": history.curve or None,
                 **summarize_stability(history.curve, self.dataset.N_TASKS, history.class_rows[-1])}
 
+    def segment_indices(self, segment, task):
+        """The training indices of a segment: the task's (reshuffled every epoch), or the stream's, in its order."""
+        if self.stream.segments is not None:
+            return self.stream.segments[segment]
+        return self.model.calibration.training_indices(training_indices(self.model, self.dataset, task),
+                                                       self.dataset, task, self.args.seed)
+
     def train_task(self, scheduler_state):
         position, history, args, splits = self.position, self.history, self.args, self.dataset.splits
-        task, n_tasks = position.task, self.dataset.N_TASKS
-        indices = self.model.calibration.training_indices(training_indices(self.model, self.dataset, task),
-                                                          self.dataset, task, args.seed)
+        segment, announced = position.task, self.stream.announced
+        task, n_tasks = self.nominal[segment], self.dataset.N_TASKS
+        self.model.measured_task = task
+        indices = self.segment_indices(segment, task)
         if position.task_started:
             self.scheduler = task_scheduler(self.model.opt, args, scheduler_state)
         else:
-            self.model.begin_task(task, splits.train_labels[indices])
-            self.model.prepare_task(task, splits.train_images[indices], splits.train_labels[indices])
+            if announced:
+                self.model.begin_task(task, splits.train_labels[indices])
+                self.model.prepare_task(task, splits.train_images[indices], splits.train_labels[indices])
             self.scheduler = task_scheduler(self.model.opt, args)
             position.task_started, position.epoch, position.step, position.order = True, 0, 0, None
         self.images, self.labels, order = task_data(self.model, splits, indices)
         n_batches = -(-len(order) // args.batch_size)
+        name = f"Task {task + 1}/{n_tasks}" if announced else f"Segment {segment + 1}/{len(self.nominal)}"
         bar = tqdm(total=args.n_epochs * n_batches, initial=position.epoch * n_batches + position.step,
-                   desc=f"Task {task + 1}/{n_tasks}", disable=args.quiet or not bars_allowed(), leave=False,
-                   dynamic_ncols=True)
+                   desc=name, disable=args.quiet or not bars_allowed(), leave=False, dynamic_ncols=True)
         while position.epoch < args.n_epochs:
-            if position.order is None:
+            if position.order is None and self.stream.segments is not None:
+                position.order = order
+            elif position.order is None:
                 position.order = order[torch.randperm(len(order), generator=self.generator).to(order.device)]
             batches = position.order.split(args.batch_size)
-            self.window_start = position.step
+            self.window_start = self.steps_into_epoch()
             while position.step < len(batches):
                 self.train_step(batches[position.step], bar)
             self.check_finite()
@@ -153,9 +182,16 @@ class Trainer:
             if args.checkpoint_dir:
                 self.checkpoint(args.checkpoint_dir)
         bar.close()
-        self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
-        self.model.calibrate(task)
-        self.curve_point()  # the last point before the switch to the next task
+        if announced:
+            self.model.end_task(task, splits.train_images[indices], splits.train_labels[indices])
+            self.model.calibrate(task)
+        self.curve_point()  # the last point before the switch to the next segment
+        position.task_started = False
+        if segment + 1 < len(self.nominal) and self.nominal[segment + 1] == task:
+            position.task += 1  # the task's row waits for its last segment
+            if args.checkpoint_dir:
+                self.checkpoint(args.checkpoint_dir)
+            return
         with self.stopwatch.pause():  # the evaluation is not training time, checkpoints or not
             class_il, task_il, predictions = evaluate(self.model, self.dataset, task, future=args.eval_future)
         if self.model.calibration.REPLACES_HEAD:
@@ -166,29 +202,41 @@ class Trainer:
         history.predictions.append(predictions)
         history.diagnostics.append(self.model.diagnostics.read_task())
         self.events.task(position.global_step, class_il, task_il, predictions)
-        position.task, position.task_started = task + 1, False
-        self.log(f"Task {task + 1}/{n_tasks}: mean accuracy on tasks 1-{task + 1}: "
+        position.task += 1
+        self.log(f"{name}: mean accuracy on tasks 1-{task + 1}: "
                  f"Class-IL {np.mean(class_il[:task + 1]):.2f} % | Task-IL {np.mean(task_il[:task + 1]):.2f} %")
         if args.checkpoint_dir:
             self.checkpoint(args.checkpoint_dir)
 
     def train_step(self, batch, bar):
-        position = self.position
-        loss = self.model.train_step(self.images[batch], self.labels[batch])
-        position.step += 1
-        position.global_step += 1
-        self.steps_run += 1
-        self.events.step(position.global_step, self.model)
-        if self.args.eval_every and position.global_step % self.args.eval_every == 0:
-            self.curve_point()
-        if position.step % PROGRESS_EVERY == 0:
-            self.check_finite()
-            if not self.args.quiet:
-                bar.set_postfix(epoch=position.epoch + 1, loss=f"{loss.item():.4f}")
-        bar.update()
-        if self.signals.received is not None:
-            bar.close()
-            self.stop_if_signalled()
+        """--passes optimisation steps on one stream batch, from the one a resumed run stopped before; the batch's
+        samples count as seen from its first step on."""
+        position, passes = self.position, self.args.passes
+        images, labels = self.images[batch], self.labels[batch]
+        done = False
+        while not done:
+            first, done = position.repeat == 0, position.repeat == passes - 1
+            loss = self.model.train_step(images, labels, first, done)
+            position.samples += len(labels) if first else 0
+            position.repeat = 0 if done else position.repeat + 1
+            position.step += done
+            position.global_step += 1
+            self.steps_run += 1
+            self.events.step(position.global_step, self.model)
+            if self.args.eval_every and position.global_step % self.args.eval_every == 0:
+                self.curve_point()
+            if done and position.step % PROGRESS_EVERY == 0:
+                self.check_finite()
+                if not self.args.quiet:
+                    bar.set_postfix(epoch=position.epoch + 1, loss=f"{loss.item():.4f}")
+            bar.update(int(done))
+            if self.signals.received is not None:
+                bar.close()
+                self.stop_if_signalled()
+
+    def steps_into_epoch(self):
+        """Optimisation steps taken in the current epoch (--passes per finished batch)."""
+        return self.position.step * self.args.passes + self.position.repeat
 
     def curve_point(self):
         """With --eval_every, the seen tasks' accuracy on the fixed subsets now (its time is not training
@@ -196,10 +244,11 @@ class Trainer:
         if not self.args.eval_every:
             return
         position, curve = self.position, self.history.curve
+        task = self.nominal[position.task]
         with self.stopwatch.pause():
-            class_il, task_il = evaluate_seen(self.model, self.dataset, position.task, self.subsets)
-        point = {"step": position.global_step, "task": position.task,
-                 "epoch": min(position.epoch, self.args.n_epochs - 1), "class_il": class_il, "task_il": task_il}
+            class_il, task_il = evaluate_seen(self.model, self.dataset, task, self.subsets)
+        point = {"step": position.global_step, "task": task, "epoch": min(position.epoch, self.args.n_epochs - 1),
+                 "samples": position.samples, "class_il": class_il, "task_il": task_il}
         if curve and curve[-1]["step"] == point["step"]:
             curve[-1] = point  # a task's last step: the point after end_task and the correction wins
         else:
@@ -209,14 +258,16 @@ class Trainer:
     def check_finite(self):
         """The model's non-finite steps since the last check (one host read; called every PROGRESS_EVERY
         steps and at epoch ends, never per step): under --nan_policy stop, NumericsError naming the first."""
-        position = self.position
+        position, passes = self.position, self.args.passes
         try:
             self.model.read_finite()
         except NonFiniteLoss as error:
+            batch, repeat = divmod(self.window_start + error.index, passes)
+            where = f"step {batch + 1}" + (f", pass {repeat + 1}" if passes > 1 else "")
             raise NumericsError(f"non-finite loss or logits at task {position.task + 1}, epoch "
-                                f"{position.epoch + 1}, step {self.window_start + error.index + 1}: {error} "
+                                f"{position.epoch + 1}, {where}: {error} "
                                 f"(lower --lr, or pass --nan_policy skip to skip such steps)") from None
-        self.window_start = position.step
+        self.window_start = self.steps_into_epoch()
 
     def stop_if_signalled(self):
         """After a signal: checkpoint and raise Interrupted (no checkpoint before the first step)."""

@@ -10,6 +10,7 @@ from utils.plumbing.parser import (
     held_out_fraction,
     mask_value,
     non_negative_int,
+    percent,
     positive_float,
     positive_int,
 )
@@ -74,6 +75,28 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
     run.add_argument("--eval_future", action="store_true",
                      help="also evaluate future tasks after each task, and the untrained network, for FWT "
                           "(FWT is null without it)")
+    stream = parser.add_argument_group("stream (utils/core/streams.py)")
+    stream.add_argument("--stream", choices=("tasks", "blurry", "gradual"), default="tasks",
+                        help="the order of the training split: tasks (one after another, each begun and ended for "
+                             "the model); blurry (i-Blurry-N-M, Koh et al. 2022: --blurry_disjoint %% of the classes "
+                             "in their task only, --blurry_mix %% of each other class's samples dealt over all tasks); "
+                             "gradual (consecutive tasks mixed around each boundary with MOA's sigmoid of width "
+                             "--transition_width). blurry and gradual announce no task: models, scopes and task-end "
+                             "corrections that need one are refused, a default scope that needs one becomes `batch`, "
+                             "the lr never restarts (no --lr_milestones) (default: tasks)")
+    stream.add_argument("--blurry_disjoint", type=percent, default=50.0,
+                        help="N of --stream blurry: %% of the classes that are disjoint, each in its own task's "
+                             "segment only (default: 50, i-Blurry-50-10)")
+    stream.add_argument("--blurry_mix", type=percent, default=10.0,
+                        help="M of --stream blurry: %% of each other class's samples pooled and dealt evenly over all "
+                             "the tasks' segments, as the authors' released splits (default: 10)")
+    stream.add_argument("--transition_width", type=positive_float, default=0.2,
+                        help="W of --stream gradual, in task lengths: the sample at position x comes from the later "
+                             "task with probability 1 / (1 + exp(-4 (x - p) / W)) around each boundary p "
+                             "(default: 0.2)")
+    stream.add_argument("--passes", type=positive_int, default=1,
+                        help="optimisation steps on each incoming batch, each with a fresh buffer draw; the batch "
+                             "enters the buffer once, after the last (the online-CL survey's 3) (default: 1)")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
                        help="autocast the network: bf16 (CPU and CUDA; the value when --amp is given alone) "
@@ -115,8 +138,13 @@ def add_experiment_args(parser, models, datasets, masks, calibrations, default_d
                       help=f"m of `general` and `stopgrad` (refused for other masks): {MASK_VALUE_ALLOWED} "
                            f"(default: {DEFAULT_MASK_VALUE})")
     mask.add_argument("--mask_scope", choices=scope_names("SCOPES"),
-                      help="classes a stream row keeps: task (its own task's), ace (batch + unseen) or new (the "
-                           "current and later tasks'); default: the mask's own where it has one, else the model's")
+                      help="classes a stream row keeps: task (its own task's), ace (batch + unseen), new (the "
+                           "current and later tasks'), batch (those present in the incoming batch) or recent (those "
+                           "of the stream rows of the last --scope_window steps); task and new need announced tasks; "
+                           "default: the mask's own where it has one, else the model's")
+    mask.add_argument("--scope_window", type=positive_int,
+                      help="W of --mask_scope recent: training steps whose stream classes a row keeps, the current "
+                           "one included (refused with other scopes) (default: 10)")
     mask.add_argument("--calibration", choices=calibrations, default="none",
                       help="a correction of recency bias at task ends or at evaluation, for replay models "
                            "(default: none)")

@@ -108,5 +108,6 @@ def describe_position(position, n_tasks, n_epochs):
         return f"at the start of task {task + 1}/{n_tasks}"
     if position.epoch >= n_epochs:
         return f"at the end of task {task + 1}/{n_tasks} (its {n_epochs} epochs done)"
+    passes = f" and {position.repeat} --passes step(s) on the next batch" if position.repeat else ""
     return (f"at task {task + 1}/{n_tasks}, epoch {position.epoch + 1}/{n_epochs}, "
-            f"after step {position.step} of that epoch")
+            f"after step {position.step} of that epoch{passes}")

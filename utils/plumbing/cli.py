@@ -4,6 +4,7 @@ is written. A sweep parses each of its runs with the same functions."""
 import os
 import textwrap
 
+from utils.core.masks import scope_names
 from utils.plumbing.args import add_experiment_args
 from utils.plumbing.parser import ArgumentParser, HelpFormatter, RunFlags, did_you_mean
 
@@ -11,6 +12,8 @@ PROG = "main.py"
 DEFAULT_DATASET = "seq-digits"
 WIDTH = 100
 RENAMED = {"--m": "--margin", "--non_verbose": "--quiet"}  # old flag -> its name now
+STREAM_SHAPES = {"blurry_disjoint": "blurry", "blurry_mix": "blurry", "transition_width": "gradual"}  # flag -> stream
+TASK_FREE_SCOPE = "batch"  # a default scope that needs a task becomes this one on a stream that announces none
 
 
 def registries():
@@ -129,20 +132,23 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
     check_data_path(parser, args.data_path)
     if args.log_dir:
         check_log_dir(parser, args.log_dir)
-    from utils.core.masks import MASKS
-
     args.mask = args.mask or model_cls.DEFAULT_MASK
-    args.mask_scope = args.mask_scope or MASKS.get(args.mask).SCOPE or model_cls.DEFAULT_SCOPE
+    check_stream(parser, args, model_cls, dataset_cls)
+    check_task_free_mask(parser, args, dataset_cls)
+    resolve_scope(parser, args, model_cls, dataset_cls)
+    resolve_scope_window(parser, args)
     args.head = args.head or model_cls.DEFAULT_HEAD
     args.n_epochs = args.n_epochs or dataset_cls.N_EPOCHS
     args.batch_size = args.batch_size or dataset_cls.BATCH_SIZE
     args.lr = args.lr or dataset_cls.LR
-    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None else args.lr_milestones)
+    resolve_milestones(parser, args, dataset_cls)
     resolve_buffer(parser, args, model_cls)
     resolve_mask_value(parser, args)
     resolve_mask_buffer(parser, args, model_cls)
     check_buffer_scope(parser, args, model_cls)
+    check_task_free_buffer_scope(parser, args, dataset_cls)
     check_calibration(parser, args, model_cls)
+    check_task_free_calibration(parser, args, dataset_cls)
     resolve_device(parser, args, argv, dataset_cls)
     if args.resume and not args.checkpoint_dir:
         from utils.plumbing.identity import default_checkpoint_dir
@@ -152,6 +158,106 @@ def resolve_defaults(parser, args, argv, model_cls, dataset_cls):
         check_results_path(args.results_path)
     except ResultsPathError as error:
         parser.error(f"argument --results_path: {error}")
+
+
+def task_free(args, dataset_cls):
+    """'--stream NAME' or 'dataset NAME' where the run's stream announces no task (utils/core/streams.py), else None."""
+    from utils.core.streams import announces_tasks
+
+    if announces_tasks(args, dataset_cls):
+        return None
+    return f"--stream {args.stream}" if args.stream != "tasks" else f"dataset {args.dataset}"
+
+
+def check_stream(parser, args, model_cls, dataset_cls):
+    """The stream flags shape their own stream only; a dataset with an order of its own takes no --stream; a model
+    that needs announced tasks is refused on a stream without them, with its TASK_FREE_REFUSAL."""
+    from utils.core.streams import has_own_order
+
+    for flag, stream in STREAM_SHAPES.items():
+        if getattr(args, flag) != parser.get_default(flag) and args.stream != stream:
+            parser.error(f"argument --{flag}: not allowed with --stream {args.stream}: it shapes --stream {stream}")
+    if args.stream != "tasks" and has_own_order(dataset_cls):
+        parser.error(f"argument --stream: {args.stream!r} is not allowed with dataset {args.dataset}, which streams "
+                     f"an order of its own")
+    where = task_free(args, dataset_cls)
+    if where and model_cls.TASK_FREE_REFUSAL:
+        parser.error(f"argument --model: {args.model!r} is not allowed on {where}, which announces no task: "
+                     f"{model_cls.TASK_FREE_REFUSAL}")
+
+
+def resolve_scope(parser, args, model_cls, dataset_cls):
+    """--mask_scope: the mask's own where it has one, else the model's. On a stream that announces no task a scope
+    that needs one (NEEDS_TASK) is refused when given, and becomes TASK_FREE_SCOPE when it is the default."""
+    from utils.core.masks import MASKS
+
+    default = MASKS.get(args.mask).SCOPE or model_cls.DEFAULT_SCOPE
+    where = task_free(args, dataset_cls)
+    if where is None:
+        args.mask_scope = args.mask_scope or default
+        return
+    from utils.core.masks.functional import NEEDS_TASK
+
+    if args.mask_scope in NEEDS_TASK:
+        parser.error(f"argument --mask_scope: {args.mask_scope!r} is not allowed on {where}, which announces no "
+                     f"task: it keeps classes by the task (task-free scopes: "
+                     f"{', '.join(sorted(set(scope_names('SCOPES')) - NEEDS_TASK))})")
+    args.mask_scope = args.mask_scope or (TASK_FREE_SCOPE if default in NEEDS_TASK else default)
+
+
+def check_task_free_mask(parser, args, dataset_cls):
+    """A mask defined by the current task (its TASK_FREE_REFUSAL, e.g. LODE's) is refused on a stream that announces
+    none."""
+    from utils.core.masks import MASKS
+
+    where, refusal = task_free(args, dataset_cls), MASKS.get(args.mask).TASK_FREE_REFUSAL
+    if where and refusal:
+        parser.error(f"argument --mask: {args.mask!r} is not allowed on {where}, which announces no task: {refusal}")
+
+
+def resolve_scope_window(parser, args):
+    """--scope_window: the window of the recent scope (default scope_recent.WINDOW), refused with another scope."""
+    from utils.core.masks.scope_recent import WINDOW
+
+    if args.scope_window is not None and args.mask_scope != "recent":
+        parser.error(f"argument --scope_window: not allowed with --mask_scope {args.mask_scope}: it is the window of "
+                     f"the recent scope")
+    args.scope_window = args.scope_window or WINDOW
+
+
+def resolve_milestones(parser, args, dataset_cls):
+    """The lr milestones restart at every task: none on a stream that announces no task (the lr stays --lr)."""
+    where = task_free(args, dataset_cls)
+    if where and args.lr_milestones:
+        parser.error(f"argument --lr_milestones: not allowed on {where}: the schedule restarts at every task, and "
+                     f"this stream announces none")
+    args.lr_milestones = list(dataset_cls.LR_MILESTONES if args.lr_milestones is None and not where
+                              else args.lr_milestones or [])
+
+
+def check_task_free_buffer_scope(parser, args, dataset_cls):
+    """Both buffer scopes keep classes by the task (a row's own, or those before the current one): refused under
+    --mask_buffer on a stream that announces no task, except for a mask applied to the replay rows by its authors
+    (LAS, Mask.REPLAY "always"), whose prior reads no scope."""
+    from utils.core.masks import MASKS
+
+    where = task_free(args, dataset_cls)
+    if where and args.mask_buffer and MASKS.get(args.mask).REPLAY != "always":
+        parser.error(f"argument --mask_buffer: not allowed with --mask {args.mask} on {where}, which announces no "
+                     f"task: --buffer_scope {args.buffer_scope} keeps classes by the task")
+
+
+def check_task_free_calibration(parser, args, dataset_cls):
+    """A correction made at task ends (one that overrides Calibration.end_task or training_indices: WA, BiC) needs
+    the task ends a stream without boundaries never announces."""
+    from utils.core.calibrations import CALIBRATIONS
+    from utils.core.calibrations.base import Calibration
+
+    where = task_free(args, dataset_cls)
+    cls = CALIBRATIONS.get(args.calibration)
+    if where and (cls.end_task is not Calibration.end_task or cls.training_indices is not Calibration.training_indices):
+        parser.error(f"argument --calibration: {args.calibration!r} is not allowed on {where}: it corrects at task "
+                     f"ends, and this stream announces none")
 
 
 def check_log_dir(parser, path):

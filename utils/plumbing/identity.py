@@ -15,7 +15,8 @@ MACHINE_FLAGS = frozenset({"device"})  # a checkpoint may continue on another de
 # Flags added after results existed, left out of the key at the default that reproduces the runs before them,
 # so that those runs keep their keys.
 LATER_FLAG_DEFAULTS = {"levers": "fixed", "diagnostics_every": 1, "validation": 0.0, "validation_seed": 0,
-                       "buffer_policy": "reservoir"}
+                       "buffer_policy": "reservoir", "stream": "tasks", "blurry_disjoint": 50.0, "blurry_mix": 10.0,
+                       "transition_width": 0.2, "passes": 1, "scope_window": 10}
 # Values that are no flag but sat in a run's args before they moved to the results line's launch fields (the
 # --config source's citation): never in the key; a line written with one has a stale stored key_hash, so its key
 # is recomputed from its args (utils.plumbing.results_file.keys_of).

@@ -113,6 +113,7 @@ non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
 non_negative_float = _number(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 fraction = _number(float, "a number strictly between 0 and 1", lambda v: 0 < v < 1)
+percent = _number(float, "a number from 0 to 100", lambda v: 0 <= v <= 100)
 held_out_fraction = _number(float, "0 (off) or a number strictly between 0 and 1", lambda v: 0 <= v < 1)
 MASK_VALUE_ALLOWED = "a finite number or -inf"
 mask_value = _number(float, MASK_VALUE_ALLOWED, lambda v: math.isfinite(v) or v == -math.inf)

@@ -4,9 +4,10 @@ import math
 from utils.plumbing.environment import git_revision
 
 FLAG_FIELDS = ("model", "dataset", "mask", "mask_value", "mask_buffer", "buffer_size", "seed")
+# what the loop returns
 OUTCOME_FIELDS = ("class_il", "task_il", "train_time_s", "skipped_steps", "recency_bias", "old_accuracy",
-                  "new_accuracy", "task_confusion", "diagnostics", "online_accuracy", "anytime_accuracy",
-                  "min_acc", "wc_acc", "stability_gap", "eval_curve", "calibration_fit")  # what the loop returns
+                  "new_accuracy", "task_confusion", "diagnostics", "online_accuracy", "anytime_accuracy", "a_auc",
+                  "min_acc", "wc_acc", "stability_gap", "eval_curve", "calibration_fit")
 LAUNCH_FIELDS = ("time_s", "git", "run_id", "started_at", "key_hash", "environment", "data_provenance", "levers",
                  "config_source")
 RECORD_FIELDS = FLAG_FIELDS + ("args",) + OUTCOME_FIELDS + LAUNCH_FIELDS

@@ -26,12 +26,15 @@ def figure(entry, name):
 
 
 def in_the_suite(entry):
-    """Whether the suite has the entry's model and dataset (a published row of a method or benchmark it does not
-    have yet stays in the data for when it lands)."""
+    """Whether the suite has the entry's model and dataset and runs that model there (a published row of a method or
+    benchmark it does not have yet stays in the data for when it lands; a model that needs announced tasks does not
+    run on a dataset without them)."""
     from datasets import DATASETS
     from models import MODELS
 
-    return entry["model"] in MODELS.names() and entry["dataset"] in DATASETS.names()
+    if entry["model"] not in MODELS.names() or entry["dataset"] not in DATASETS.names():
+        return False
+    return DATASETS.get(entry["dataset"]).BOUNDARIES or MODELS.get(entry["model"]).TASK_FREE_REFUSAL is None
 
 
 def reference_table(entries):

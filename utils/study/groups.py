@@ -41,11 +41,13 @@ METRICS = (("class_il_final_avg", summary_metric("class_il", "final_avg")),
            ("grad_old", old_gradient_mass),
            ("online_acc", stability_metric("online_accuracy", "mean")),
            ("anytime_acc", stability_metric("anytime_accuracy")),
+           ("a_auc", stability_metric("a_auc")),
            ("min_acc", stability_metric("min_acc", "mean")),
            ("wc_acc", stability_metric("wc_acc")),
            ("stability_gap", stability_metric("stability_gap", "mean")),
            ("gap_recovered", stability_metric("stability_gap", "recovered_share")))
-OPTIONAL = {"online_acc", "anytime_acc", "min_acc", "wc_acc", "stability_gap", "gap_recovered"}  # where a run has them
+OPTIONAL = {"online_acc", "anytime_acc", "a_auc", "min_acc", "wc_acc", "stability_gap",
+            "gap_recovered"}  # where a run has them
 METRIC = dict(METRICS)
 
 

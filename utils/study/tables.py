@@ -24,6 +24,7 @@ from utils.study.statistics import (
 LABELS = {"class_il_final_avg": "Class-IL", "task_il_final_avg": "Task-IL", "class_il_forgetting": "forgetting",
           "class_il_bwt": "BWT", "class_il_fwt": "FWT", "recency_bias": "recency bias",
           "grad_old": "old-class grad", "online_acc": "online acc", "anytime_acc": "anytime acc",
+          "a_auc": "A_AUC",
           "min_acc": "min-ACC", "wc_acc": "WC-ACC", "stability_gap": "stability gap",
           "gap_recovered": "gap recovered %"}
 SIGNIFICANT = 0.05

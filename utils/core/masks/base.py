@@ -12,10 +12,12 @@ class Mask:
     scope the mask is defined with (None: the model's), used unless --mask_scope is given. REPLAY: how its authors
     treat a model's buffer cross-entropy: "optional" (`--mask_buffer` on request), "always" (it is applied to the
     replay rows too: --mask_buffer is on wherever the model has a buffer cross-entropy) or "never" (a form defined
-    on the stream rows alone: --mask_buffer refused)."""
+    on the stream rows alone: --mask_buffer refused). TASK_FREE_REFUSAL: why the mask is not defined on a stream
+    that announces no task (the one line the command line refuses it with there; None: it runs there)."""
     USES_VALUE = False
     SCOPE = None
     REPLAY = "optional"
+    TASK_FREE_REFUSAL = None
 
     def __init__(self, m=None, counts=None):
         self.m, self.counts = m, counts
@@ -52,6 +54,7 @@ class Rewrite(Mask):
 def as_entry(function, uses_value):
     """Give a pure mask function the class-level interface of a registered Mask."""
     function.USES_VALUE, function.SCOPE, function.REPLAY = uses_value, None, Mask.REPLAY
+    function.TASK_FREE_REFUSAL = None
     function.add_args = Mask.add_args
     function.from_args = lambda args, counts: Rewrite(function, args.mask_value)
 

@@ -13,17 +13,20 @@ import torch
 import torch.nn.functional as F
 
 from utils.core.masks import register_mask
+from utils.core.masks.scope_batch import batch_classes
+from utils.core.masks.scope_recent import recent_classes
 from utils.core.tasks import task_of, task_of_classes
 
 
 class Position(NamedTuple):
     """Where a step is: the current task, the stream's shape, the classes trained on so far (this step's rows
-    included) and whether the stream announces its tasks."""
+    included), whether the stream announces its tasks, and the classes its recent steps streamed."""
     task: int
     classes_per_task: int
     n_classes: int
     seen: torch.Tensor
     task_free: bool = False
+    recent: torch.Tensor = None  # bool [C]: the classes of the last --scope_window steps' stream rows (scope recent)
 
 
 def task_classes(position, device):
@@ -55,7 +58,9 @@ def batch_and_unseen(labels, position):
     return (present | ~position.seen).expand(len(labels), position.n_classes)
 
 
-SCOPES = {"task": own_task, "ace": batch_and_unseen, "new": new_tasks}
+SCOPES = {"task": own_task, "ace": batch_and_unseen, "new": new_tasks, "batch": batch_classes,
+          "recent": recent_classes}
+NEEDS_TASK = frozenset({"task", "new"})  # scopes defined by the current task: refused on a stream that announces none
 BUFFER_SCOPES = {"task": own_task, "past": past_tasks}
 
 

@@ -16,8 +16,16 @@ class LodeMask(Mask):
     As the authors' code (`code/models/lode_er.py`) runs it: logsumexp (not a mean) over each side, future
     classes counted as new, each term a batch mean, weight ρ/t with t the 0-based task index. Scope `new`; ρ = 0
     is −∞ masking of the old classes.
+
+    On a stream that announces no task LODE is refused, not read anew: both of its parts are defined by the task,
+    "new" as the current task's classes and the weight ρ/t by the task index (the paper decouples "the loss of the
+    new task" into new-vs-old and within-new objectives; the authors' code weighs the first by the task index), and
+    neither the paper nor the code gives a task-free form. A reading such as "new = the classes of the incoming
+    batch" would be ER-ACE's rule (`--mask ninf --mask_scope batch`) plus a term whose weight has no t to follow.
     """
     SCOPE = "new"
+    TASK_FREE_REFUSAL = ("its new classes are the current task's and its old-vs-new weight is ρ/t, t the task index "
+                         "(Liang & Li 2023); no task-free form is published: use --mask ninf --mask_scope batch")
 
     def __init__(self, m=None, counts=None, rho=0.1):
         super().__init__(m, counts)
