@@ -1,13 +1,15 @@
 """Whether a baseline works: a cure's gain counts only against a baseline that beats fine-tuning (`sgd`, the floor of
 the same dataset and protocol) beyond noise. A baseline is healthy when its mean final Class-IL is above the floor's
 and Welch's p of the difference is below 0.05 (one test per baseline, uncorrected: a flag that errs toward
-warning); the floor is the best `sgd` group of the same protocol among all the runs read (before --where)."""
+warning); the floor is the best `sgd` group of the same protocol among all the runs read (before --where) that
+fine-tunes with no cure (no mask, no calibration, its own head): a masked `sgd` is a cure's row, not the floor."""
 from typing import NamedTuple
 
 from utils.study.statistics import welch
 
 PROTOCOL = ("dataset", "n_epochs", "batch_size", "class_order", "nf")  # what makes two runs' streams comparable
 FLOOR_MODEL = "sgd"
+NO_CURE = {"mask": (None, "none"), "calibration": (None, "none"), "head": (None, "linear")}
 HEALTHY_P = 0.05
 
 
@@ -39,13 +41,14 @@ def protocol_of(group):
 def floor_of(group, groups):
     """The fine-tuning group of `group`'s protocol with the highest mean final Class-IL, or None."""
     floors = [g for g in groups if g.flags.get("model") == FLOOR_MODEL and protocol_of(g) == protocol_of(group)
+              and all(g.flags.get(name) in plain for name, plain in NO_CURE.items())
               and g.values("class_il_final_avg") is not None]
     return max(floors, key=lambda g: g.mean_std("class_il_final_avg")[0], default=None)
 
 
 def health(group, groups):
     """Health of a baseline `group` against the floor found among `groups` (every group read)."""
-    if group.flags.get("model") == FLOOR_MODEL:
+    if group.flags.get("model") == FLOOR_MODEL and all(group.flags.get(n) in p for n, p in NO_CURE.items()):
         return Health(None, group)
     floor = floor_of(group, groups)
     if floor is None:
