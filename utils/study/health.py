@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 from utils.study.statistics import welch
 
-PROTOCOL = ("dataset", "n_epochs", "batch_size", "class_order", "nf")  # what makes two runs' streams comparable
+PROTOCOL = ("dataset", "n_epochs", "batch_size", "class_order", "nf", "stream", "blurry_disjoint", "blurry_mix",
+            "transition_width", "passes")  # what makes two runs' streams comparable
 FLOOR_MODEL = "sgd"
 NO_CURE = {"mask": (None, "none"), "calibration": (None, "none"), "head": (None, "linear")}
 HEALTHY_P = 0.05
@@ -35,7 +36,11 @@ class Health(NamedTuple):
 
 
 def protocol_of(group):
-    return tuple(group.flags.get(name) for name in PROTOCOL)
+    """The flags of PROTOCOL, a flag absent from lines written before it existed read at its default."""
+    from utils.plumbing.identity import LATER_FLAG_DEFAULTS
+
+    return tuple(LATER_FLAG_DEFAULTS.get(name) if group.flags.get(name) is None else group.flags.get(name)
+                 for name in PROTOCOL)
 
 
 def floor_of(group, groups):
