@@ -522,3 +522,18 @@ def test_columns_of_two_flags_in_numeric_order(tmp_path, capsys):
     assert cells["header"][1:] == ["model=der buffer_size=50", "model=der buffer_size=200"]
     # t = 3.67, 4 dof: p = 0.021 twice; Holm: 2 × 0.021 for both
     assert cells["mask=ninf"] == ["9.00 ± 1.00 (+3.00*, p 0.043)", "24.00 ± 1.00 (+3.00*, p 0.043)"]
+
+
+def test_the_floor_is_fine_tuning_on_the_same_stream(tmp_path, capsys):
+    """sgd on the task stream (an older line, no stream flag: read at its default) scores 60, on the gradual stream
+    20; der on the gradual stream (40) is checked against the gradual floor only."""
+    runs = [record("sgd", "none", None, s, 60.0 + s) for s in range(3)]
+    runs += [record("sgd", "none", None, s, 20.0 + s) for s in range(3)]
+    runs += [record("der", "none", None, s, 40.0 + s) for s in range(3)]
+    runs += [record("der", "ninf", None, s, 45.0 + s) for s in range(3)]
+    for run in runs[3:]:
+        run["args"].update(stream="gradual")
+    path = write(tmp_path / "r.jsonl", runs)
+    out = table(capsys, path, "--where", "model=der", "--baseline", "mask=none", "--columns", "model").out
+    assert cells_of(out)["sgd (fine-tuning floor)"] == ["21.00 ± 1.00"]
+    assert "†" not in cells_of(out)["mask=none"][0]
