@@ -148,10 +148,11 @@ def test_shipped_grids_and_the_readme_example_are_valid(tmp_path, capsys):
               "paper-side-by-side.yaml": 20, "paper-protocol.yaml": 360, "protocol-evidence.yaml": 210,
               "digits-cures-healthy.yaml": 615, "mnist5k-healthy.yaml": 525, "digits-stability-healthy.yaml": 495,
               "rivals-digits.yaml": 605, "rivals-mnist5k.yaml": 605, "no-memory.yaml": 320,
-              "rivals-side-by-side.yaml": 35, "task-free.yaml": 1220}
+              "rivals-side-by-side.yaml": 35, "task-free.yaml": 1220,
+              "protocol-evidence-slice.yaml": 24, "cifar10-slice-healthy.yaml": 21}
     slice_grid = [os.path.join(ROOT, "grids", "task-free-slice.yaml"), "--dry_run", "--results_path", str(tmp_path)]
     assert sweep.main(slice_grid + ["--", "--data_path", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith("30 runs, 0 already")
+    assert capsys.readouterr().out.splitlines()[0].startswith("35 runs, 0 already")
     for name, count in counts.items():
         assert sweep.main([os.path.join(ROOT, "grids", name), "--dry_run", "--results_path", str(tmp_path)]) == 0
         assert capsys.readouterr().out.splitlines()[0].startswith(f"{count} runs, 0 already")
