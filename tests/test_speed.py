@@ -69,12 +69,12 @@ def test_fp16_needs_cuda(tmp_path, capsys):
 
 
 def test_benchmark_prints_its_table():
-    result = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "derpp", "--widths", "16", "4",
+    result = subprocess.run([sys.executable, "-m", "utils.bench", "--models", "er", "derpp", "--widths", "16", "4",
                              "--precisions", "fp32", "cl", "bf16", "--steps", "1", "--warmup", "1",
                              "--buffer_size", "20"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for word in ("device:", "suite img/s", "bare img/s", "suite/bare", "peak MB", "derpp", "3080 + 40",
-                 "| cl ", "skipped derpp width 4 cl: channels_last below width 16", "fastest for derpp at width 16: "):
+                 "| cl ", "skipped er width 4 cl: channels_last below width 16", "fastest for derpp at width 16: "):
         assert word in result.stdout
     assert ("| bf16 " in result.stdout) == ("(native bf16)" in result.stdout)
 
